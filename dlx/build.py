@@ -1,0 +1,119 @@
+"""Build data, model, task, optimizer and scheduler from a validated config (registry name or _target_)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.config.schema import DATA_BUILDER_KEYS, DATA_METADATA_KEYS
+from dlx.errors import DlxError
+from dlx.registry import import_object, registry_for_group
+
+
+def _builder_and_arguments(group: str, section: DictConfig, skip: tuple[str, ...] = ()) -> tuple[Any, dict]:
+    arguments = OmegaConf.to_container(section, resolve=True)
+    target = arguments.pop("_target_", None)
+    name = arguments.pop("name", None)
+    builder = import_object(target) if target else registry_for_group(group).get(name)
+    return builder, {k: v for k, v in arguments.items() if k not in skip}
+
+
+def build_data(cfg: DictConfig):
+    """Build and load the data module, then write its metadata (shapes, classes) into ``cfg.data``."""
+    builder, arguments = _builder_and_arguments("data", cfg.data, skip=tuple(DATA_BUILDER_KEYS))
+    data = builder(**arguments)
+    data.setup()
+    metadata = data.metadata()
+    for key in DATA_METADATA_KEYS:
+        actual = getattr(metadata, key)
+        actual = list(actual) if isinstance(actual, tuple) else actual
+        declared = None
+        if key in cfg.data and not OmegaConf.is_missing(cfg.data, key):
+            declared = cfg.data[key]
+            declared = OmegaConf.to_container(declared) if OmegaConf.is_config(declared) else declared
+        if declared is not None and actual is not None and declared != actual:
+            raise DlxError(f"data.{key}={declared} but the data set has {key} {actual}. Remove the override "
+                           f"(`~data.{key}`) or fix it: dlx reads it from the data.")
+        with _writable(cfg):
+            cfg.data[key] = actual
+    return data
+
+
+class _writable:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def __enter__(self):
+        self.previous = OmegaConf.is_struct(self.cfg)
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc):
+        OmegaConf.set_struct(self.cfg, self.previous)
+
+
+def build_model(cfg: DictConfig):
+    builder, arguments = _builder_and_arguments("model", cfg.model)
+    return builder(**arguments)
+
+
+def build_task(cfg: DictConfig, model):
+    builder, arguments = _builder_and_arguments("task", cfg.task)
+    return builder(model=model, **arguments)
+
+
+def optimizer_builder(cfg: DictConfig) -> Callable:
+    builder, arguments = _builder_and_arguments("optimizer", cfg.optimizer)
+    return lambda module: builder(module, **arguments)
+
+
+def scheduler_attacher(cfg: DictConfig) -> Callable:
+    """``attach(optimizer, context)`` -> OptimizerSetup with the scheduler and when it steps."""
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    from dlx.engine.optimization import OptimizerSetup
+
+    builder, arguments = _builder_and_arguments("scheduler", cfg.scheduler)
+
+    def attach(optimizer, context) -> OptimizerSetup:
+        scheduler = builder(optimizer, context, **arguments)
+        interval = "validation" if isinstance(scheduler, ReduceLROnPlateau) else arguments.get("interval", "step")
+        return OptimizerSetup(optimizer, scheduler, interval)
+
+    return attach
+
+
+def untrusted_targets(cfg: Any, path: str = "") -> list[str]:
+    """``_target_`` values outside dlx's own code, anywhere in a config."""
+    found = []
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == "_target_" and not str(value).startswith("dlx."):
+                found.append(f"{path}_target_={value}")
+            else:
+                found += untrusted_targets(value, f"{path}{key}.")
+    elif isinstance(cfg, list):
+        for index, value in enumerate(cfg):
+            found += untrusted_targets(value, f"{path}{index}.")
+    return found
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply Hydra-syntax overrides (``k=v``, ``+k=v``, ``++k=v``, ``~k``) to an existing config."""
+    if not overrides:
+        return cfg
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        OmegaConf.set_struct(cfg, True)
+        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        message = " ".join(str(error).split())
+        raise DlxError(f"Cannot apply the overrides {' '.join(overrides)}: {message} Use `key=value` for keys "
+                       "the run's config has (see its config.yaml), `+key=value` for new ones.") from error
+    return cfg

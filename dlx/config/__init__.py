@@ -1,0 +1,1 @@
+"""Compose configs/ and recipes/ with Hydra and validate them against typed schemas."""

@@ -1,0 +1,98 @@
+"""Compose a run's config with Hydra: configs/ groups, recipes/, the user's folders and overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.config.paths import configs_dir, recipe_dirs
+from dlx.errors import DlxError, did_you_mean
+
+
+def list_recipes(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Recipe name -> file; a user's recipe of the same name wins."""
+    recipes: dict[str, Path] = {}
+    for folder in recipe_dirs(extra_dirs or []):
+        for path in sorted(folder.glob("*.yaml")):
+            recipes[path.stem] = path
+    return recipes
+
+
+def _register_recipes(extra_dirs: list[Path]) -> None:
+    # Recipes live in recipes/ at the top of the repo, not in a configs/ group folder, so they are
+    # handed to Hydra through its ConfigStore as the group "recipe" (package _global_).
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, path in list_recipes(extra_dirs).items():
+        store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+
+
+def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -> DictConfig:
+    """Return the composed (unvalidated) config for these Hydra overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    extra_dirs = [Path(d).expanduser().resolve() for d in (extra_dirs or [])]
+    for folder in extra_dirs:
+        if not folder.is_dir():
+            raise DlxError(f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
+                           "config groups (model/, data/, ...) and/or recipes/.")
+    _register_recipes(extra_dirs)
+    search_path = [f"file://{folder}" for folder in extra_dirs]
+    hydra_overrides = [f"hydra.searchpath=[{','.join(search_path)}]"] if search_path else []
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3", job_name="dlx"):
+            cfg = compose(config_name="config", overrides=hydra_overrides + list(overrides))
+    except MissingConfigException as error:
+        raise DlxError(_explain_missing_option(error, extra_dirs)) from error
+    except (HydraException, OmegaConfBaseException) as error:
+        raise DlxError(_explain_hydra_error(error)) from error
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
+    import re
+
+    message = str(error)
+    match = re.search(r"Could not find '([^/']+)/([^']+)'", message)
+    if not match:
+        return f"{message.splitlines()[0]} Check the group and option names with `dlx ls`."
+    group, option = match.groups()
+    options = _group_options(group, extra_dirs)
+    if not options:
+        return (f"There is no config group '{group}'.{did_you_mean(group, _group_names())} Groups: "
+                f"{', '.join(_group_names())}. Set a single value with `{group}.key=value` instead.")
+    return (f"Unknown {group} '{option}'.{did_you_mean(option, options)} Available: {', '.join(options)}. "
+            f"Type `{group}=<name>` with one of these (list them with `dlx ls`).")
+
+
+def _group_names() -> list[str]:
+    return sorted(p.name for p in configs_dir().iterdir() if p.is_dir()) + ["recipe"]
+
+
+def _group_options(group: str, extra_dirs: list[Path]) -> list[str]:
+    if group == "recipe":
+        return sorted(list_recipes(extra_dirs))
+    names = set()
+    for root in [configs_dir(), *extra_dirs]:
+        names.update(p.stem for p in (root / group).glob("*.yaml"))
+    return sorted(names)
+
+
+def _explain_hydra_error(error: Exception) -> str:
+    message = " ".join(str(error).split())
+    if "Could not override" in message or "Key '" in message and "is not in struct" in message:
+        return (f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
+                "to change an existing one, check its spelling with `dlx config`.")
+    if "mismatched input" in message or "no viable alternative" in message or "token recognition" in message:
+        return (f"Cannot parse an override: {message} Overrides look like `key=value`, `+new.key=value`, "
+                "`~key` or `group=option`; quote values with spaces or brackets.")
+    return f"{message} Check the override with `dlx config <overrides>`."

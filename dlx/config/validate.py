@@ -1,0 +1,184 @@
+"""Check a composed config before any work: unknown keys, wrong types, impossible values."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from typing import Any, Union
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dlx.config.schema import (
+    CHOICES,
+    DATA_BUILDER_KEYS,
+    TOP_LEVEL_KEYS,
+    LoggerConfig,
+    TrainerConfig,
+)
+from dlx.errors import DlxError, did_you_mean
+
+COMPONENT_GROUPS = ("model", "data", "task", "optimizer", "scheduler")
+# Arguments the builder passes itself, so a config must not set them.
+INJECTED_ARGUMENTS = {
+    "model": set(),
+    "data": set(),
+    "task": {"model"},
+    "optimizer": {"model"},
+    "scheduler": {"optimizer", "context"},
+}
+
+
+def normalise_precision(value: Any) -> str:
+    text = str(value).lower().replace("-mixed", "").replace("-true", "")
+    return {"32": "32", "fp32": "32", "float32": "32", "bf16": "bf16", "bfloat16": "bf16",
+            "16": "fp16", "fp16": "fp16", "float16": "fp16"}.get(text, text)
+
+
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Raise DlxError naming the key and the fix for the first problem found; return cfg."""
+    for key in cfg:
+        if key not in TOP_LEVEL_KEYS:
+            raise DlxError(f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                           f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}. Remove it with `~{key}`.")
+    for key in TOP_LEVEL_KEYS:
+        if key not in cfg:
+            raise DlxError(f"The config has no '{key}' section. Add it (e.g. `{key}=<option>`) or check your recipe.")
+    _check_value("seed", cfg.seed, int)
+    cfg.trainer.precision = normalise_precision(cfg.trainer.precision)
+    _check_dataclass("trainer", cfg.trainer, TrainerConfig)
+    _check_dataclass("logger", cfg.logger, LoggerConfig)
+    for key, choices in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if str(value) not in choices:
+            raise DlxError(f"{key}={value} is not one of {', '.join(choices)}.{did_you_mean(value, choices)} "
+                           f"Type e.g. `{key}={choices[0]}`.")
+    _check_trainer_values(cfg.trainer)
+    for group in COMPONENT_GROUPS:
+        _check_component(group, cfg[group])
+    return cfg
+
+
+def _check_trainer_values(trainer: DictConfig) -> None:
+    positive = ["accumulate_grad_batches", "val_every_n_epochs", "log_every_n_steps"]
+    optional_positive = ["max_epochs", "max_steps", "val_every_n_steps", "checkpoint_every_n_steps"]
+    for key in positive + optional_positive:
+        value = trainer[key]
+        if value is not None and value < 1:
+            raise DlxError(f"trainer.{key} must be at least 1, got {value}. Type e.g. `trainer.{key}=1`"
+                           + (f" or `trainer.{key}=null` for no limit." if key in optional_positive else "."))
+    if trainer.max_epochs is None and trainer.max_steps is None and trainer.max_time is None:
+        raise DlxError("The run has no end: trainer.max_epochs, trainer.max_steps and trainer.max_time are all "
+                       "null. Set one, e.g. `trainer.max_epochs=10`.")
+    if trainer.gradient_clip_val is not None and trainer.gradient_clip_val <= 0:
+        raise DlxError(f"trainer.gradient_clip_val must be positive, got {trainer.gradient_clip_val}. "
+                       "Type e.g. `trainer.gradient_clip_val=1.0`, or `null` to turn clipping off.")
+    if trainer.save_top_k < 0:
+        raise DlxError(f"trainer.save_top_k must be 0 or more, got {trainer.save_top_k}.")
+
+
+def _check_component(group: str, section: DictConfig) -> None:
+    from dlx.registry import import_object, registry_for_group
+
+    if not isinstance(section, DictConfig):
+        raise DlxError(f"'{group}' must be a mapping of settings, got {section!r}. Pick an option with `{group}=<name>`.")
+    target = section.get("_target_")
+    if target is not None:
+        builder = import_object(str(target))
+    elif "name" in section:
+        builder = registry_for_group(group).get(str(section.name))
+    else:
+        raise DlxError(f"The '{group}' config has neither `name:` nor `_target_:`. Pick one with `{group}=<name>` "
+                       f"or `{group}._target_=your.module.Class`.")
+    ignored = {"name", "_target_", *INJECTED_ARGUMENTS[group], *(DATA_BUILDER_KEYS if group == "data" else [])}
+    _check_against_signature(group, section, builder, ignored)
+
+
+def _check_against_signature(group: str, section: DictConfig, builder: Any, ignored: set[str]) -> None:
+    signature = inspect.signature(builder)
+    parameters = {name: p for name, p in signature.parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    accepts_anything = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    try:
+        hints = typing.get_type_hints(builder.__init__ if inspect.isclass(builder) else builder)
+    except Exception:  # unresolvable annotations in user code: check names only
+        hints = {}
+    for key in section:
+        if key in ignored:
+            continue
+        if key not in parameters:
+            if accepts_anything:
+                continue
+            valid = [p for p in parameters if p not in ignored]
+            raise DlxError(f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
+                           f"{', '.join(valid)}. Remove it with `~{group}.{key}`.")
+        if key in hints and not _filled_from_data_later(section, key):
+            _check_value(f"{group}.{key}", section[key], hints[key])
+    for name, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty and name not in section and name not in ignored:
+            raise DlxError(f"'{group}.{name}' is required but not set. Type `+{group}.{name}=<value>`.")
+
+
+def _filled_from_data_later(section: DictConfig, key: str) -> bool:
+    """True for an interpolation of data metadata that only loading the data can tell (e.g. tabular)."""
+    if not OmegaConf.is_interpolation(section, key):
+        return False
+    try:
+        return section[key] is None
+    except Exception:  # interpolation to a missing (???) value
+        return True
+
+
+def _check_dataclass(prefix: str, section: DictConfig, schema: type) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    for key in section:
+        if key not in fields:
+            raise DlxError(f"Unknown key '{prefix}.{key}'.{did_you_mean(key, fields)} Valid keys: "
+                           f"{', '.join(fields)}.")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            _check_dataclass(f"{prefix}.{key}", section[key], hint)
+        else:
+            _check_value(f"{prefix}.{key}", section[key], hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple, ListConfig)):
+            return False
+        arms = typing.get_args(hint)
+        return not arms or all(_matches(item, arms[0]) for item in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, (dict, DictConfig)):
+            return False
+        arms = typing.get_args(hint)
+        return not arms or all(_matches(item, arms[1]) for item in value.values())
+    return True  # a type we do not know how to check (a user's class): let the builder decide
+
+
+def _check_value(key: str, value: Any, hint: Any) -> None:
+    if value == "???":
+        raise DlxError(f"'{key}' must be set. Type `{key}=<value>`.")
+    if not _matches(value, hint):
+        example = {"float": "0.001", "int": "10", "bool": "true", "str": "name"}.get(_type_name(hint), "...")
+        raise DlxError(f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got "
+                       f"{type(value).__name__}. Type e.g. `{key}={example}`.")

@@ -1,0 +1,150 @@
+"""The data-module contract and the in-memory fast path (batches by tensor slicing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dlx.errors import DlxError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DataMetadata:
+    """What a model and a task need to know about the data; written into ``cfg.data``."""
+
+    input_shape: list[int]
+    num_outputs: int
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_seed(seed: int, epoch: int, batch_index: int = 0) -> int:
+    """A seed that depends only on (seed, epoch, batch), so a resumed run draws the same data order."""
+    return (seed * 1_000_003 + epoch * 10_007 + batch_index) % (2**63 - 1)
+
+
+class TensorLoader:
+    """Iterates (inputs, targets) batches by slicing tensors: no per-sample Python calls.
+
+    ``transform`` (train only) gets a whole batch; its random draws come from a generator seeded by
+    (seed, epoch, batch), so resuming mid-epoch reproduces the same augmentation.
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        start_batch: int = 0,
+        prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        if batch_size < 1:
+            raise DlxError(f"data.batch_size must be at least 1, got {batch_size}. Type e.g. `data.batch_size=64`.")
+        self.inputs, self.targets = inputs, targets
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.epoch, self.start_batch = seed, epoch, start_batch
+        self.prepare, self.transform = prepare, transform
+
+    def __len__(self) -> int:
+        n = len(self.inputs)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.inputs)
+        order = None
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(batch_seed(self.seed, self.epoch))
+            order = torch.randperm(n, generator=generator)
+        for batch_index in range(self.start_batch, len(self)):
+            start, stop = batch_index * self.batch_size, min((batch_index + 1) * self.batch_size, n)
+            if order is None:
+                inputs, targets = self.inputs[start:stop], self.targets[start:stop]
+            else:
+                index = order[start:stop]
+                inputs, targets = self.inputs[index], self.targets[index]
+            if self.prepare is not None:
+                inputs = self.prepare(inputs)
+            if self.transform is not None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(batch_seed(self.seed, self.epoch, batch_index + 1))
+                    inputs = self.transform(inputs)
+            yield inputs, targets
+
+
+class DataModule:
+    """Base class: subclasses fill ``self.splits`` in ``load()`` and describe themselves in ``metadata()``.
+
+    Every split is a pair of tensors (inputs, targets) kept in memory; ``loader()`` batches them.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- to implement ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Fill ``self.splits`` with ``{"train": (x, y), "val": (x, y), "test": (x, y)}``."""
+        raise NotImplementedError
+
+    def metadata(self) -> DataMetadata:
+        raise NotImplementedError
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Turn stored inputs (e.g. uint8 images) into model inputs; applied per batch."""
+        return inputs
+
+    def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """Augmentation applied to whole training batches after ``prepare``."""
+        return None
+
+    # -- shared ---------------------------------------------------------------------------------
+    def setup(self) -> DataModule:
+        if not self.splits:
+            self.load()
+        return self
+
+    def loader(self, split: str, epoch: int = 0, start_batch: int = 0, shuffle: bool | None = None) -> TensorLoader:
+        if split not in SPLITS:
+            raise DlxError(f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} (e.g. `data.split=test`).")
+        self.setup()
+        inputs, targets = self.splits[split]
+        training = split == "train"
+        return TensorLoader(
+            inputs,
+            targets,
+            self.batch_size if training else self.eval_batch_size,
+            shuffle=training if shuffle is None else shuffle,
+            drop_last=self.drop_last and training,
+            seed=self.seed,
+            epoch=epoch,
+            start_batch=start_batch,
+            prepare=self.prepare,
+            transform=self.train_transform() if training and shuffle is not False else None,
+        )
+
+    def example_batch(self, split: str = "val", size: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = self.setup().splits[split]
+        return self.prepare(inputs[:size]), targets[:size]

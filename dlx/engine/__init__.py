@@ -1,0 +1,1 @@
+"""The one shared training loop and the small pieces it calls."""

@@ -1,0 +1,157 @@
+"""Checkpoints: written atomically, loaded as data (never by running pickled code), best-k kept."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlx.errors import DlxError
+
+
+def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a torn file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def link_atomically(source: Path, destination: Path) -> None:
+    """Make ``destination`` the same file as ``source`` (hard link, or copy where links fail)."""
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, destination)
+    _fsync_folder(destination.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / "last.ckpt"
+        path = candidate if candidate.exists() else path / "last.ckpt"
+    if not path.exists():
+        raise DlxError(f"Checkpoint '{path}' does not exist. Pass a file such as "
+                       "outputs/<experiment>/<run>/checkpoints/best.ckpt (or a run folder to use its last.ckpt).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise DlxError(f"Refusing to load '{path}': it holds pickled Python objects beyond tensors and plain "
+                       f"data, which could run code when loaded ({str(error).splitlines()[0][:200]}). dlx "
+                       "checkpoints never need that; only load files you trust with torch.load yourself.") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise DlxError(f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
+                       f"{str(error).splitlines()[0][:200]}). Use another checkpoint of the run, e.g. last.ckpt "
+                       "or best.ckpt in the same folder.") from error
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise DlxError(f"'{path}' is a PyTorch file but not a dlx checkpoint (it has no config and model "
+                       "state). Pass a checkpoint written by `dlx train`.")
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(_as_tuples(state["python"]))
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+class CheckpointKeeper:
+    """Keeps ``last.ckpt`` and the best ``top_k`` checkpoints by the monitored metric (``best.ckpt`` links the best)."""
+
+    def __init__(self, folder: Path, monitor: str, mode: str, top_k: int):
+        self.folder, self.monitor, self.mode, self.top_k = folder, monitor, mode, top_k
+        self.top: list[tuple[float, str]] = []  # (score, file name), best first
+
+    @property
+    def best_score(self) -> float | None:
+        return self.top[0][0] if self.top else None
+
+    def is_better(self, score: float, reference: float | None) -> bool:
+        if reference is None:
+            return True
+        return score < reference if self.mode == "min" else score > reference
+
+    def save_last(self, state: dict[str, Any]) -> Path:
+        path = self.folder / "last.ckpt"
+        save_checkpoint_atomically(state, path)
+        return path
+
+    def offer(self, state: dict[str, Any], score: float, epoch: int, step: int) -> bool:
+        """Save ``state`` if ``score`` ranks in the top k; return whether it is the new best."""
+        if self.top_k == 0:
+            return False
+        worst = self.top[-1][0] if len(self.top) >= self.top_k else None
+        if len(self.top) >= self.top_k and not self.is_better(score, worst):
+            return False
+        name = f"epoch{epoch:03d}-step{step:06d}.ckpt" if self.top_k > 1 else "best.ckpt"
+        save_checkpoint_atomically(state, self.folder / name)
+        self.top.append((score, name))
+        self.top.sort(key=lambda item: item[0], reverse=self.mode == "max")
+        for _, dropped in self.top[self.top_k:]:
+            if dropped != name:  # with top_k == 1 the new best has just replaced best.ckpt
+                (self.folder / dropped).unlink(missing_ok=True)
+        self.top = self.top[: self.top_k]
+        is_best = self.top[0][1] == name
+        if is_best and self.top_k > 1:
+            link_atomically(self.folder / name, self.folder / "best.ckpt")
+        return is_best
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"top": [[score, name] for score, name in self.top]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.top = [(float(score), str(name)) for score, name in state.get("top", [])]

@@ -1,0 +1,119 @@
+"""Backward, gradient accumulation, unscale-then-clip, optimizer and scheduler steps.
+
+A task's ``train_batch`` calls ``backward`` and ``step``; a task with several optimizers (a GAN)
+passes the optimizer's index.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dlx.engine.precision import Precision
+
+
+@dataclass
+class OptimizerSetup:
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch.optim.lr_scheduler object, or None
+    interval: str  # "step", "epoch", or "validation" (ReduceLROnPlateau)
+
+
+class Optimization:
+    def __init__(
+        self,
+        setups: list[OptimizerSetup],
+        precision: Precision,
+        clip_value: float | None = None,
+        clip_algorithm: str = "norm",
+        accumulate_grad_batches: int = 1,
+    ):
+        self.setups = setups
+        self.precision = precision
+        self.clip_value = clip_value
+        self.clip_algorithm = clip_algorithm
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.at_boundary = True
+        self.measure_grad_norm = False
+        self.stepped = False
+        self.grad_norm: torch.Tensor | None = None
+
+    def autocast(self):
+        return self.precision.autocast()
+
+    def begin_batch(self, at_boundary: bool, measure_grad_norm: bool) -> None:
+        """Called by the trainer: does this batch end an accumulation window, is its step logged?"""
+        self.at_boundary = at_boundary
+        self.measure_grad_norm = measure_grad_norm
+        self.stepped = False
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss = loss / self.accumulate_grad_batches
+        if self.precision.scaler is not None:
+            loss = self.precision.scaler.scale(loss)
+        loss.backward()
+
+    def step(self, index: int = 0) -> bool:
+        """Step optimizer ``index`` if this batch closes an accumulation window; return whether it did."""
+        if not self.at_boundary:
+            return False
+        setup = self.setups[index]
+        optimizer, scaler = setup.optimizer, self.precision.scaler
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clipping must see true gradient sizes
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.clip_value is not None and self.clip_algorithm == "norm":
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.clip_value)
+        else:
+            if self.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
+            if self.measure_grad_norm and parameters:
+                self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        if scaler is not None:
+            scaler.step(optimizer)
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if setup.scheduler is not None and setup.interval == "step":
+            setup.scheduler.step()
+        self.stepped = True
+        return True
+
+    def end_batch(self) -> None:
+        if self.stepped and self.precision.scaler is not None:
+            self.precision.scaler.update()
+
+    def end_epoch(self) -> None:
+        for setup in self.setups:
+            if setup.scheduler is not None and setup.interval == "epoch":
+                setup.scheduler.step()
+
+    def after_validation(self, metric: float | None) -> None:
+        for setup in self.setups:
+            if setup.scheduler is not None and setup.interval == "validation" and metric is not None:
+                if math.isfinite(metric):
+                    setup.scheduler.step(metric)
+
+    def learning_rate(self) -> float:
+        return float(self.setups[0].optimizer.param_groups[0]["lr"])
+
+    # -- checkpoint state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizers": [s.optimizer.state_dict() for s in self.setups],
+            "schedulers": [s.scheduler.state_dict() if s.scheduler is not None else None for s in self.setups],
+            "scaler": self.precision.scaler.state_dict() if self.precision.scaler is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for setup, optimizer_state, scheduler_state in zip(
+            self.setups, state["optimizers"], state["schedulers"], strict=True
+        ):
+            setup.optimizer.load_state_dict(optimizer_state)
+            if setup.scheduler is not None and scheduler_state is not None:
+                setup.scheduler.load_state_dict(scheduler_state)
+        if self.precision.scaler is not None and state.get("scaler"):
+            self.precision.scaler.load_state_dict(state["scaler"])

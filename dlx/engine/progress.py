@@ -1,0 +1,66 @@
+"""Progress: a rich bar on a terminal, plain log lines otherwise (CI, files, pipes)."""
+
+from __future__ import annotations
+
+import logging
+
+from dlx.console import console
+
+log = logging.getLogger("dlx")
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if key == "lr":
+            parts.append(f"lr {value:.2e}")
+        elif key == "samples_per_sec":
+            parts.append(f"{value:,.0f} samples/s")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+class ProgressDisplay:
+    def __init__(self, mode: str, max_epochs: int | None):
+        self.rich = mode == "rich" or (mode == "auto" and console.is_terminal)
+        self.quiet = mode == "none"
+        self.max_epochs = max_epochs
+        self.progress = None
+        self.bar = None
+        if self.rich:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[metrics]}"), console=console, transient=False,
+            )
+            self.progress.start()
+
+    def start_epoch(self, epoch: int, batches: int, completed: int = 0) -> None:
+        if self.progress is None:
+            return
+        total = f"/{self.max_epochs}" if self.max_epochs else ""
+        description = f"epoch {epoch + 1}{total}"
+        if self.bar is not None:
+            self.progress.update(self.bar, visible=False)
+        self.bar = self.progress.add_task(description, total=batches, completed=completed, metrics="")
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.progress.advance(self.bar)
+
+    def show_train(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.progress.update(self.bar, metrics=format_metrics(metrics))
+        elif not self.quiet:
+            log.info("epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
+
+    def show_validation(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        if not self.quiet:
+            log.info("validation  epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

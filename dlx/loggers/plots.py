@@ -1,0 +1,67 @@
+"""Plots written into the run folder: training curves and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None = None) -> None:
+    """Loss (train and val), the monitored metric and the learning rate against the optimizer step."""
+    plt = _pyplot()
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    metric = monitor if monitor and monitor != "val/loss" else None
+    panels = [("loss", ["train/loss", "val/loss"])] + ([(metric, [metric])] if metric else []) + [("lr", ["lr"])]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    for axis, (title, keys) in zip(np.atleast_1d(axes), panels, strict=True):
+        for key in keys:
+            steps, values = series(key)
+            if steps:
+                axis.plot(steps, values, marker="o" if key.startswith("val/") else None, markersize=3, label=key)
+        axis.set_title(title)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        if title == "loss" and axis.lines and all(v > 0 for line in axis.lines for v in line.get_ydata()):
+            axis.set_yscale("log")
+        if axis.lines:
+            axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path) -> None:
+    plt = _pyplot()
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix, cmap="Blues")
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if len(class_names) <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for row in ticks:
+            for column in ticks:
+                value = int(matrix[row, column])
+                axis.text(column, row, value, ha="center", va="center", fontsize=8,
+                          color="white" if value > threshold else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

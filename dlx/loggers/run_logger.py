@@ -1,0 +1,37 @@
+"""Sends each record to metrics.jsonl and to W&B; the trainer sees one object."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dlx.loggers.metrics_file import MetricsFile
+from dlx.loggers.wandb_run import WandbRun
+
+
+class RunLogger:
+    def __init__(self, metrics_file: MetricsFile | None = None, wandb_run: WandbRun | None = None):
+        self.metrics_file = metrics_file
+        self.wandb_run = wandb_run
+        self.started = time.time()
+
+    @property
+    def wandb_run_id(self) -> str | None:
+        return self.wandb_run.id if self.wandb_run is not None else None
+
+    def log(self, metrics: dict[str, Any], step: int, epoch: int) -> None:
+        if self.metrics_file is not None:
+            self.metrics_file.write({"step": step, "epoch": epoch, "time": round(time.time() - self.started, 3),
+                                     **metrics})
+        if self.wandb_run is not None:
+            self.wandb_run.log({**metrics, "epoch": epoch}, step=step)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self.wandb_run is not None:
+            self.wandb_run.summary(values)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.metrics_file is not None:
+            self.metrics_file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish(exit_code)

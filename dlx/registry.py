@@ -1,0 +1,149 @@
+"""One small registry for every component a user names: models, data, tasks, optimizers, schedulers.
+
+Entries are stored as ``"module:attribute"`` strings and imported on first use, so listing them
+(``dlx ls``) never imports torch. Third-party packages add entries through the entry-point group
+``dlx.<kind>`` (for example ``dlx.models``) in their own ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from dlx.errors import DlxError, did_you_mean
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attr"`` or ``"package.module.attr"``."""
+    module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+    except (ImportError, AttributeError) as error:
+        raise DlxError(
+            f"Cannot import '{path}': {error}. Check the spelling of the module and class, and that "
+            "the package is installed in the environment dlx runs in."
+        ) from error
+
+
+class Registry:
+    """Maps names to lazily imported builders (classes or functions)."""
+
+    def __init__(self, kind: str, entries: dict[str, str], group: str):
+        self.kind = kind
+        self.group = group  # the config group and override key, e.g. "model"
+        self._paths: dict[str, str] = dict(entries)
+        self._objects: dict[str, Any] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """Decorator: ``@MODELS.register("mynet")`` on a class or builder function."""
+
+        def decorator(obj: Any) -> Any:
+            self._objects[name] = obj
+            self._paths[name] = f"{obj.__module__}:{obj.__qualname__}"
+            return obj
+
+        return decorator
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for entry_point in entry_points(group=f"dlx.{self.kind}"):
+            self._paths.setdefault(entry_point.name, entry_point.value)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._paths)
+
+    def path(self, name: str) -> str:
+        self._load_entry_points()
+        if name not in self._paths:
+            raise DlxError(
+                f"Unknown {self.group} '{name}'.{did_you_mean(name, self._paths)} "
+                f"Available: {', '.join(self.names())}. Type `{self.group}=<name>` with one of these, "
+                f"or `{self.group}._target_=your.module.Class` for your own."
+            )
+        return self._paths[name]
+
+    def get(self, name: str) -> Any:
+        if name not in self._objects:
+            self._objects[name] = import_object(self.path(name))
+        return self._objects[name]
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._paths
+
+
+MODELS = Registry(
+    "models",
+    {
+        "mlp": "dlx.models.mlp:MLP",
+        "cnn": "dlx.models.cnn:CNN",
+        "resnet": "dlx.models.resnet:build_resnet",
+    },
+    group="model",
+)
+DATA = Registry(
+    "data",
+    {
+        "digits": "dlx.data.digits:DigitsData",
+        "mnist": "dlx.data.vision:MNISTData",
+        "fashion_mnist": "dlx.data.vision:FashionMNISTData",
+        "cifar10": "dlx.data.vision:CIFAR10Data",
+        "xor": "dlx.data.synthetic:XorData",
+        "spirals": "dlx.data.synthetic:SpiralsData",
+        "tabular": "dlx.data.tabular:TabularData",
+    },
+    group="data",
+)
+TASKS = Registry(
+    "tasks",
+    {
+        "classification": "dlx.tasks.classification:ClassificationTask",
+        "regression": "dlx.tasks.regression:RegressionTask",
+    },
+    group="task",
+)
+OPTIMIZERS = Registry(
+    "optimizers",
+    {
+        "sgd": "dlx.optim.optimizers:sgd",
+        "adam": "dlx.optim.optimizers:adam",
+        "adamw": "dlx.optim.optimizers:adamw",
+        "rmsprop": "dlx.optim.optimizers:rmsprop",
+    },
+    group="optimizer",
+)
+SCHEDULERS = Registry(
+    "schedulers",
+    {
+        "constant": "dlx.optim.schedulers:constant",
+        "step": "dlx.optim.schedulers:step",
+        "multistep": "dlx.optim.schedulers:multistep",
+        "exponential": "dlx.optim.schedulers:exponential",
+        "cosine": "dlx.optim.schedulers:cosine",
+        "warmup_cosine": "dlx.optim.schedulers:warmup_cosine",
+        "onecycle": "dlx.optim.schedulers:onecycle",
+        "plateau": "dlx.optim.schedulers:plateau",
+    },
+    group="scheduler",
+)
+
+REGISTRIES: dict[str, Registry] = {
+    "models": MODELS,
+    "data": DATA,
+    "tasks": TASKS,
+    "optimizers": OPTIMIZERS,
+    "schedulers": SCHEDULERS,
+}
+
+GROUP_REGISTRIES: dict[str, Registry] = {registry.group: registry for registry in REGISTRIES.values()}
+
+
+def registry_for_group(group: str) -> Registry:
+    return GROUP_REGISTRIES[group]

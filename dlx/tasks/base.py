@@ -1,0 +1,64 @@
+"""The task contract the trainer calls; a new model family adds a task, never a trainer branch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from dlx.engine.optimization import Optimization, OptimizerSetup
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Task(nn.Module):
+    """Wraps the model; subclasses define the loss and the metrics.
+
+    Override ``configure_optimizers`` and ``train_batch`` for several optimizers or a custom step
+    (a GAN's generator and discriminator): the trainer only calls these two.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs)
+
+    # -- what a batch means -----------------------------------------------------------------------
+    def training_step(self, batch: Batch) -> torch.Tensor:
+        """Return the scalar training loss for one batch."""
+        raise NotImplementedError
+
+    def validation_step(self, batch: Batch) -> None:
+        """Update the validation metrics (the loss among them) with one batch."""
+        raise NotImplementedError
+
+    def compute_metrics(self) -> dict[str, float]:
+        """Return the metrics accumulated since the last call (un-prefixed: ``loss``, ``acc``) and reset."""
+        raise NotImplementedError
+
+    def save_report(self, folder: Path, class_names: list[str] | None = None) -> dict[str, Any]:
+        """Write evaluation artefacts (plots) into ``folder`` after ``dlx eval``; return extra results."""
+        return {}
+
+    # -- optimisation hooks -----------------------------------------------------------------------
+    def configure_optimizers(
+        self,
+        build_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+        attach_scheduler: Callable[[torch.optim.Optimizer], OptimizerSetup],
+    ) -> list[OptimizerSetup]:
+        """Return one setup per optimizer; by default the config's optimizer and scheduler for the model."""
+        return [attach_scheduler(build_optimizer(self.model))]
+
+    def train_batch(self, batch: Batch, optimization: Optimization) -> torch.Tensor:
+        """One training batch: loss, backward, and an optimizer step when accumulation allows it."""
+        with optimization.autocast():
+            loss = self.training_step(batch)
+        optimization.backward(loss)
+        optimization.step()
+        return loss.detach()

@@ -1,0 +1,68 @@
+"""Classification: cross-entropy, accuracy, top-5 accuracy, macro-F1, and a confusion matrix at eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlx.errors import DlxError
+from dlx.tasks.base import Batch, Task
+
+
+class ClassificationTask(Task):
+    def __init__(self, model: nn.Module, num_classes: int, label_smoothing: float = 0.0):
+        super().__init__(model)
+        from torchmetrics import MeanMetric
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+        if num_classes < 2:
+            raise DlxError(f"task.num_classes must be at least 2, got {num_classes}. For one continuous "
+                           "target use `task=regression`.")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise DlxError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}. Type e.g. "
+                           "`task.label_smoothing=0.1`.")
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        metrics = {
+            "loss": MeanMetric(),
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        }
+        if num_classes > 5:
+            metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        self.metrics = nn.ModuleDict(metrics)
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+
+    def training_step(self, batch: Batch) -> torch.Tensor:
+        inputs, targets = batch
+        return F.cross_entropy(self.model(inputs), targets, label_smoothing=self.label_smoothing)
+
+    def validation_step(self, batch: Batch) -> None:
+        inputs, targets = batch
+        logits = self.model(inputs).float()
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        self.metrics["loss"].update(loss, weight=len(targets))
+        for name, metric in self.metrics.items():
+            if name != "loss":
+                metric.update(logits, targets)
+        self.confusion.update(logits, targets)
+
+    def compute_metrics(self) -> dict[str, float]:
+        results = {name: float(metric.compute()) for name, metric in self.metrics.items()}
+        for metric in self.metrics.values():
+            metric.reset()
+        self._last_confusion = self.confusion.compute().cpu()
+        self.confusion.reset()
+        return results
+
+    def save_report(self, folder: Path, class_names: list[str] | None = None) -> dict[str, Any]:
+        from dlx.loggers.plots import plot_confusion_matrix
+
+        matrix = self._last_confusion
+        names = class_names or [str(i) for i in range(self.num_classes)]
+        plot_confusion_matrix(matrix.numpy(), names, folder / "confusion_matrix.png")
+        return {"confusion_matrix": matrix.tolist(), "class_names": names}

@@ -1,0 +1,104 @@
+"""`dlx train`: compose and validate the config, build the pieces, make the run folder, fit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.errors import DlxError
+
+log = logging.getLogger("dlx")
+
+
+def load_run_for_resume(run_folder: Path, overrides: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+    from dlx.build import apply_overrides
+    from dlx.engine.checkpoint import load_checkpoint
+
+    checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
+    if not run_folder.is_dir() or not checkpoint_path.exists():
+        raise DlxError(f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
+                       "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval.")
+    checkpoint = load_checkpoint(checkpoint_path)
+    cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
+    return cfg, checkpoint
+
+
+def train(overrides: list[str], config_dirs: list[Path] | None = None, resume: Path | None = None) -> dict[str, Any]:
+    from dlx.config.compose import compose_config
+    from dlx.config.validate import validate_config
+
+    if resume is not None:
+        cfg, checkpoint = load_run_for_resume(resume, overrides)
+    else:
+        cfg, checkpoint = compose_config(overrides, config_dirs), None
+    validate_config(cfg)
+    return fit_config(cfg, checkpoint, resume)
+
+
+def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
+               run_folder: Path | None = None) -> dict[str, Any]:
+    """Train the run a validated config describes; resume from ``checkpoint`` into ``run_folder``."""
+    from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
+    from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
+    from dlx.engine.trainer import Trainer
+    from dlx.loggers.metrics_file import MetricsFile, read_metrics
+    from dlx.loggers.plots import plot_curves
+    from dlx.loggers.run_logger import RunLogger
+    from dlx.loggers.wandb_run import WandbRun
+    from dlx.report import print_training_summary
+
+    data = build_data(cfg)
+    task = build_task(cfg, build_model(cfg))
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    writes_files = not cfg.trainer.fast_dev_run
+    if writes_files and run_folder is None:
+        run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
+    if not writes_files:
+        run_folder = None
+
+    handler = None
+    logger = RunLogger()
+    if run_folder is not None:
+        (run_folder / "config.yaml").write_text(config_yaml, encoding="utf-8")
+        handler = attach_train_log(run_folder)
+        resumed_step = checkpoint["progress"]["global_step"] if checkpoint else None
+        logger = RunLogger(
+            MetricsFile(run_folder / "metrics.jsonl", resume_after_step=resumed_step),
+            WandbRun(cfg.logger, run_folder, OmegaConf.to_container(cfg, resolve=True),
+                     checkpoint.get("wandb_run_id") if checkpoint else None),
+        )
+        log.info("Run folder: %s", run_folder)
+    trainer = Trainer(cfg.trainer, cfg.seed, run_folder, logger, config_yaml)
+    exit_code = 1
+    try:
+        summary = trainer.fit(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+        exit_code = 0
+    finally:
+        if run_folder is not None:
+            _write_curves(run_folder, cfg.trainer.monitor, read_metrics, plot_curves)
+        if exit_code == 0 and run_folder is not None:
+            summary["run_folder"] = str(run_folder)
+            (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            logger.summary({f"best/{k}": v for k, v in summary["best_metrics"].items()}
+                           | {"stop_reason": summary["stop_reason"]})
+            best = run_folder / "checkpoints" / "best.ckpt"
+            if cfg.logger.log_model and best.exists() and logger.wandb_run is not None:
+                logger.wandb_run.log_checkpoint(best)
+        logger.finish(exit_code)
+        if handler is not None:
+            detach_train_log(handler)
+    print_training_summary(summary, run_folder)
+    return summary
+
+
+def _write_curves(run_folder: Path, monitor: str, read_metrics, plot_curves) -> None:
+    records = read_metrics(run_folder / "metrics.jsonl")
+    if records:
+        try:
+            plot_curves(records, run_folder / "curves.png", monitor)
+        except Exception as error:  # a plot must never cost the user their run
+            log.warning("Could not draw curves.png: %s", error)
