@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,14 @@ def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
     """Train the run a validated config describes; resume from ``checkpoint`` into ``run_folder``."""
     from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
-    from dlx.engine.trainer import Trainer
+    from dlx.engine.trainer import Trainer, seed_everything
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
     from dlx.loggers.plots import plot_curves
     from dlx.loggers.run_logger import RunLogger
     from dlx.loggers.wandb_run import WandbRun
     from dlx.report import print_training_summary
 
+    seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
     data = build_data(cfg)
     task = build_task(cfg, build_model(cfg))
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
@@ -72,11 +74,21 @@ def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
                      checkpoint.get("wandb_run_id") if checkpoint else None),
         )
         log.info("Run folder: %s", run_folder)
-    trainer = Trainer(cfg.trainer, cfg.seed, run_folder, logger, config_yaml)
+    trainer = Trainer(cfg.trainer, run_folder, logger, config_yaml)
     exit_code = 1
     try:
         summary = trainer.fit(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
         exit_code = 0
+    except DlxError:
+        if trainer.state.global_step == 0 and checkpoint is None and run_folder is not None:
+            # A setting refused before the first step: leave no empty run folder behind.
+            logger.finish(1)
+            if handler is not None:
+                detach_train_log(handler)
+            shutil.rmtree(run_folder, ignore_errors=True)
+            run_folder = handler = None
+            logger = RunLogger()
+        raise
     finally:
         if run_folder is not None:
             _write_curves(run_folder, cfg.trainer.monitor, read_metrics, plot_curves)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,8 @@ class DataMetadata:
 
 def batch_seed(seed: int, epoch: int, batch_index: int = 0) -> int:
     """A seed that depends only on (seed, epoch, batch), so a resumed run draws the same data order."""
-    return (seed * 1_000_003 + epoch * 10_007 + batch_index) % (2**63 - 1)
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{batch_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 class TensorLoader:
@@ -52,8 +55,6 @@ class TensorLoader:
         prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        if batch_size < 1:
-            raise DlxError(f"data.batch_size must be at least 1, got {batch_size}. Type e.g. `data.batch_size=64`.")
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.epoch, self.start_batch = seed, epoch, start_batch
@@ -98,6 +99,9 @@ class DataModule:
         seed: int = 0,
         drop_last: bool = False,
     ):
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and value < 1:
+                raise DlxError(f"data.{key} must be at least 1, got {value}. Type e.g. `data.{key}=64`.")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = seed
@@ -126,9 +130,12 @@ class DataModule:
             self.load()
         return self
 
-    def loader(self, split: str, epoch: int = 0, start_batch: int = 0, shuffle: bool | None = None) -> TensorLoader:
+    def loader(
+        self, split: str, epoch: int = 0, start_batch: int = 0, shuffle: bool | None = None
+    ) -> TensorLoader:
         if split not in SPLITS:
-            raise DlxError(f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} (e.g. `data.split=test`).")
+            raise DlxError(f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} "
+                           "(e.g. `data.split=test`).")
         self.setup()
         inputs, targets = self.splits[split]
         training = split == "train"

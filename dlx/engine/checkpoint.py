@@ -61,6 +61,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
     path = Path(path)
@@ -73,12 +78,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise DlxError(f"Refusing to load '{path}': it holds pickled Python objects beyond tensors and plain "
-                       f"data, which could run code when loaded ({str(error).splitlines()[0][:200]}). dlx "
+        import re
+
+        blocked = re.search(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", str(error))
+        if not blocked:
+            raise DlxError(f"Checkpoint '{path}' is unreadable (not a PyTorch checkpoint, or corrupt). Use "
+                           "another checkpoint of the run, e.g. last.ckpt or best.ckpt in the same folder.") from error
+        raise DlxError(f"Refusing to load '{path}': it holds a pickled Python object "
+                       f"({next(g for g in blocked.groups() if g)}) that would run code when loaded. dlx "
                        "checkpoints never need that; only load files you trust with torch.load yourself.") from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise DlxError(f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
-                       f"{str(error).splitlines()[0][:200]}). Use another checkpoint of the run, e.g. last.ckpt "
+                       f"{_first_line(error)}). Use another checkpoint of the run, e.g. last.ckpt "
                        "or best.ckpt in the same folder.") from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise DlxError(f"'{path}' is a PyTorch file but not a dlx checkpoint (it has no config and model "

@@ -73,10 +73,8 @@ def parse_duration(value: float | str | None) -> float | None:
 
 
 class Trainer:
-    def __init__(self, config: DictConfig, seed: int, run_folder: Path | None, logger: RunLogger,
-                 config_yaml: str):
+    def __init__(self, config: DictConfig, run_folder: Path | None, logger: RunLogger, config_yaml: str):
         self.config = config
-        self.seed = seed
         self.run_folder = run_folder  # None: write no files (fast_dev_run)
         self.logger = logger
         self.config_yaml = config_yaml
@@ -86,6 +84,7 @@ class Trainer:
         self.monitor, self.mode = config.monitor, config.mode
         self.last_validation: dict[str, float] = {}
         self.validated_at_step: int | None = None
+        self.state = TrainState()
         self.best_metrics: dict[str, float] = {}
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -99,7 +98,6 @@ class Trainer:
     ) -> dict[str, Any]:
         cfg = self.config
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
-        seed_everything(self.seed, cfg.deterministic)
         data.setup()
         self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
         task.to(self.device)
@@ -109,6 +107,10 @@ class Trainer:
             task.model = torch.compile(task.model)
 
         batches_per_epoch = overfit_batches or (1 if fast_dev_run else len(data.loader("train")))
+        if batches_per_epoch == 0:
+            raise DlxError(f"The training split has fewer samples than data.batch_size={data.batch_size} and "
+                           "data.drop_last=true, so an epoch has no batch. Lower `data.batch_size` or set "
+                           "`data.drop_last=false`.")
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_grad_batches)
         max_epochs = 1 if fast_dev_run else cfg.max_epochs
         total_steps = min(s for s in (cfg.max_steps, max_epochs and max_epochs * steps_per_epoch) if s)
@@ -118,7 +120,7 @@ class Trainer:
         setups = task.configure_optimizers(build_optimizer, lambda optimizer: attach_scheduler(optimizer, context))
         optimization = Optimization(setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm,
                                     cfg.accumulate_grad_batches)
-        state = TrainState()
+        self.state = state = TrainState()
         early_stopping = EarlyStopping(self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
         keeper = CheckpointKeeper(self.run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k) \
             if self.run_folder else None

@@ -1,0 +1,80 @@
+import os
+
+import pytest
+import torch
+
+from dlx.engine.checkpoint import CheckpointKeeper, load_checkpoint, save_checkpoint_atomically
+from dlx.errors import DlxError
+
+
+def _state(value: float) -> dict:
+    return {"config": "seed: 0\n", "model": {"w": torch.full((3,), value)}, "progress": {"global_step": 1}}
+
+
+def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    save_checkpoint_atomically(_state(1.0), path)
+
+    def torn_write(obj, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", torn_write)
+    with pytest.raises(OSError):
+        save_checkpoint_atomically(_state(2.0), path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((3,), 1.0))
+    assert sorted(os.listdir(tmp_path)) == ["last.ckpt"], "no temporary file is left behind"
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"config": "x", "model": {}, "payload": Payload()}, path)
+    with pytest.raises(DlxError, match="would run code"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, message", [(b"", "unreadable"), (b"not a checkpoint at all", "unreadable")])
+def test_truncated_or_foreign_files_are_explained(tmp_path, content, message):
+    path = tmp_path / "broken.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(DlxError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_torch_file_that_is_not_a_dlx_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(DlxError, match="not a dlx checkpoint"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint_says_what_to_pass(tmp_path):
+    with pytest.raises(DlxError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_keeper_keeps_the_best_k_and_links_best(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, "val/acc", "max", top_k=2)
+    for step, score in enumerate([0.5, 0.7, 0.6, 0.9, 0.1], start=1):
+        keeper.offer(_state(score), score, epoch=step, step=step)
+    names = sorted(p.name for p in tmp_path.glob("epoch*.ckpt"))
+    assert names == ["epoch002-step000002.ckpt", "epoch004-step000004.ckpt"]
+    assert torch.equal(load_checkpoint(tmp_path / "best.ckpt")["model"]["w"], torch.full((3,), 0.9))
+    assert keeper.best_score == 0.9
+
+
+def test_keeper_with_top_1_writes_best_only_when_better(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, "val/loss", "min", top_k=1)
+    assert keeper.offer(_state(0.5), 0.5, 1, 1)
+    assert not keeper.offer(_state(0.6), 0.6, 2, 2)
+    assert keeper.offer(_state(0.4), 0.4, 3, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]
+    assert torch.equal(load_checkpoint(tmp_path / "best.ckpt")["model"]["w"], torch.full((3,), 0.4))

@@ -1,0 +1,166 @@
+import json
+import math
+
+import pytest
+import torch
+
+from dlx.engine.checkpoint import load_checkpoint
+from dlx.errors import DlxError, TrainingDiverged
+from dlx.tasks.classification import ClassificationTask
+from tests.helpers import only_run_folder, train_run
+
+
+def test_default_run_writes_the_whole_run_folder():
+    summary = train_run("trainer.max_epochs=3")
+    folder = only_run_folder()
+    assert folder.parent.name == "digits_mlp"
+    for name in ["config.yaml", "metrics.jsonl", "train.log", "curves.png", "summary.json",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"]:
+        assert (folder / name).is_file(), name
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "val/acc" in r] == [1, 2, 3]
+    assert any("train/loss" in r and "lr" in r and "grad_norm" in r for r in records)
+    assert summary["best_metrics"]["val/acc"] > 0.85
+    assert "Run folder" in (folder / "train.log").read_text()
+    checkpoint = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    assert checkpoint["progress"]["epoch"] == 3 and checkpoint["dlx_version"]
+    assert "num_classes: 10" in checkpoint["config"]
+
+
+def _crash_at_call(monkeypatch, call_number):
+    original = ClassificationTask.training_step
+    calls = {"n": 0}
+
+    def crashing(self, batch):
+        calls["n"] += 1
+        if calls["n"] == call_number:
+            raise RuntimeError("simulated crash")
+        return original(self, batch)
+
+    monkeypatch.setattr(ClassificationTask, "training_step", crashing)
+
+
+def test_interrupted_and_resumed_run_ends_bitwise_equal(tmp_path, monkeypatch):
+    from dlx.train import train
+
+    common = ["trainer.max_epochs=3", "trainer.deterministic=true", "trainer.checkpoint_every_n_steps=4",
+              "model.dropout=0.2", "model.batch_norm=true"]
+    train_run(*common, "output_dir=uninterrupted")
+    reference = load_checkpoint(only_run_folder(tmp_path / "uninterrupted") / "checkpoints" / "last.ckpt")
+
+    _crash_at_call(monkeypatch, 31)  # mid-epoch 2 (20 batches per epoch); last checkpoint at step 28
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_run(*common, "output_dir=interrupted")
+    monkeypatch.undo()
+    folder = only_run_folder(tmp_path / "interrupted")
+    saved = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    assert saved["progress"]["global_step"] == 28 and saved["progress"]["batch_in_epoch"] == 8
+
+    train([], resume=folder)
+    resumed = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    assert resumed["progress"]["global_step"] == reference["progress"]["global_step"] == 60
+    for key, tensor in reference["model"].items():
+        assert torch.equal(tensor, resumed["model"][key]), key
+    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps), "a resumed run must not duplicate metric records"
+
+
+def test_early_stopping_stops_at_the_right_check(monkeypatch):
+    scripted = iter([1.0, 0.8, 0.85, 0.9, 0.7, 0.6])  # best at check 2, then 2 checks without improvement
+
+    def scripted_evaluate(task, batches, *args, **kwargs):
+        return {"loss": next(scripted), "acc": 0.5}
+
+    monkeypatch.setattr("dlx.engine.trainer.evaluate", scripted_evaluate)
+    summary = train_run("trainer.max_epochs=6", "trainer.early_stopping.patience=2")
+    assert summary["stop_reason"] == "early_stopping"
+    assert summary["epochs"] == 4
+    assert summary["best_score"] == 0.8
+
+
+def test_bf16_autocast_runs_on_cpu(monkeypatch):
+    seen = []
+    original = ClassificationTask.training_step
+
+    def recording(self, batch):
+        loss = original(self, batch)
+        seen.append(self.model(batch[0][:2]).dtype)
+        return loss
+
+    monkeypatch.setattr(ClassificationTask, "training_step", recording)
+    summary = train_run("trainer.precision=bf16", "trainer.max_epochs=1")
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    assert math.isfinite(summary["best_metrics"]["val/loss"])
+
+
+def test_gradient_clipping_bounds_the_norm_seen_by_the_optimizer(monkeypatch):
+    norms = []
+    original_step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.nn.utils.get_total_norm(grads)))
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    train_run("optimizer=sgd", "optimizer.lr=0.5", "trainer.gradient_clip_val=0.05", "trainer.max_epochs=1")
+    assert norms and max(norms) <= 0.05 + 1e-5
+    folder = only_run_folder()
+    logged = [json.loads(line).get("grad_norm") for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert any(n is not None and n > 0.05 for n in logged), "the logged norm is the one before clipping"
+
+
+def test_accumulating_k_batches_equals_one_k_times_larger_batch(tmp_path):
+    common = ["optimizer=sgd", "optimizer.momentum=0.0", "optimizer.weight_decay=0.0", "optimizer.lr=0.5",
+              "scheduler=constant", "trainer.max_steps=3", "trainer.max_epochs=null", "data.drop_last=true"]
+    train_run(*common, "data.batch_size=64", "output_dir=big")
+    train_run(*common, "data.batch_size=16", "trainer.accumulate_grad_batches=4", "output_dir=small")
+    big = load_checkpoint(only_run_folder(tmp_path / "big") / "checkpoints" / "last.ckpt")
+    small = load_checkpoint(only_run_folder(tmp_path / "small") / "checkpoints" / "last.ckpt")
+    assert big["progress"]["global_step"] == small["progress"]["global_step"] == 3
+    for key, tensor in big["model"].items():
+        torch.testing.assert_close(small["model"][key], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(monkeypatch):
+    original = ClassificationTask.training_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        loss = original(self, batch)
+        return loss * float("nan") if calls["n"] == 27 else loss
+
+    monkeypatch.setattr(ClassificationTask, "training_step", poisoned)
+    with pytest.raises(TrainingDiverged) as caught:
+        train_run("trainer.max_epochs=3")
+    message = str(caught.value)
+    assert "step 27" in message and "Last finite loss" in message and "gradient_clip_val" in message
+    folder = only_run_folder()
+    kept = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    assert kept["progress"]["global_step"] == 20  # the end of epoch 1, before the poisoned step
+    assert all(torch.isfinite(t).all() for t in kept["model"].values())
+
+
+def test_fast_dev_run_trains_one_batch_and_writes_nothing(tmp_path):
+    summary = train_run("trainer.fast_dev_run=true", "logger=wandb")
+    assert summary["steps"] == 1 and summary["stop_reason"] == "fast_dev_run"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_overfit_batches_drives_the_training_loss_down():
+    summary = train_run("trainer.overfit_batches=2", "trainer.max_epochs=30", "optimizer.lr=0.01")
+    assert summary["steps"] == 60
+    assert summary["best_metrics"]["val/acc"] == 1.0  # validated on the same two batches
+
+
+def test_max_steps_and_val_every_n_steps():
+    summary = train_run("trainer.max_steps=25", "trainer.val_every_n_steps=10", "trainer.max_epochs=null")
+    assert summary["steps"] == 25 and summary["stop_reason"] == "max_steps"
+    records = [json.loads(line) for line in (only_run_folder() / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val/loss" in r] == [10, 20, 25]
+
+
+def test_unknown_monitor_names_the_metrics_that_exist():
+    with pytest.raises(DlxError, match="Did you mean 'val/acc'"):
+        train_run("trainer.monitor=val/accuracy", "trainer.mode=max")

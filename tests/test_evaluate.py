@@ -1,0 +1,58 @@
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dlx.engine.checkpoint import load_checkpoint
+from dlx.errors import DlxError
+from dlx.evaluate import evaluate_checkpoint
+from tests.helpers import only_run_folder, train_run
+
+
+@pytest.fixture
+def trained_run():
+    summary = train_run("trainer.max_epochs=3", "trainer.monitor=val/acc", "trainer.mode=max")
+    return only_run_folder(), summary
+
+
+def test_eval_reproduces_the_best_validation_metric_and_writes_its_report(trained_run):
+    folder, summary = trained_run
+    results = evaluate_checkpoint(folder / "checkpoints" / "best.ckpt", [])
+    for key, value in summary["best_metrics"].items():
+        assert results["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    report = folder / "eval" / "val"
+    saved = json.loads((report / "eval.json").read_text())
+    assert saved["metrics"] == results["metrics"] and len(saved["confusion_matrix"]) == 10
+    assert (report / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_eval_on_the_test_split_needs_no_config_files(trained_run, monkeypatch):
+    folder, _ = trained_run
+    (folder / "config.yaml").unlink()
+    monkeypatch.setattr("dlx.config.paths.bundled_root", lambda: folder / "nowhere")
+    results = evaluate_checkpoint(folder / "checkpoints" / "best.ckpt", ["data.split=test"])
+    assert results["split"] == "test" and results["metrics"]["test/acc"] > 0.8
+    assert (folder / "eval" / "test" / "eval.json").exists()
+
+
+def _rewrite_config(path, change):
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    change(cfg)
+    state["config"] = OmegaConf.to_yaml(cfg)
+    torch.save(state, path)
+
+
+def test_a_foreign_target_inside_a_checkpoint_is_refused_unless_trusted(trained_run):
+    folder, _ = trained_run
+    path = folder / "checkpoints" / "best.ckpt"
+    _rewrite_config(path, lambda cfg: OmegaConf.update(cfg, "model._target_", "os.system", force_add=True))
+    with pytest.raises(DlxError, match="--trust-checkpoint"):
+        evaluate_checkpoint(path, [])
+
+
+def test_a_checkpoint_of_another_model_is_explained(trained_run):
+    folder, _ = trained_run
+    with pytest.raises(DlxError, match="do not fit this model"):
+        evaluate_checkpoint(folder / "checkpoints" / "best.ckpt", ["model.hidden_sizes=[32]"])
