@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -42,6 +43,8 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
             raise DlxError(f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
                            "config groups (model/, data/, ...) and/or recipes/.")
     _register_recipes(extra_dirs)
+    # `model._target_=pkg.Net` should work like any other override although no config file has the key.
+    overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
     search_path = [f"file://{folder}" for folder in extra_dirs]
     hydra_overrides = [f"hydra.searchpath=[{','.join(search_path)}]"] if search_path else []
 
@@ -59,8 +62,6 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
 
 
 def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
-    import re
-
     message = str(error)
     match = re.search(r"Could not find '([^/']+)/([^']+)'", message)
     if not match:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import types
 import typing
 from typing import Any, Union
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from dlx.config.schema import (
     CHOICES,
@@ -38,6 +39,16 @@ def normalise_precision(value: Any) -> str:
 
 def validate_config(cfg: DictConfig) -> DictConfig:
     """Raise DlxError naming the key and the fix for the first problem found; return cfg."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return _validate(cfg)
+    except OmegaConfBaseException as error:  # e.g. an interpolation to a key that does not exist
+        message = " ".join(str(error).split())
+        raise DlxError(f"The config cannot be resolved: {message}. Check the key with `dlx config`.") from error
+
+
+def _validate(cfg: DictConfig) -> DictConfig:
     for key in cfg:
         if key not in TOP_LEVEL_KEYS:
             raise DlxError(f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} "
@@ -86,6 +97,8 @@ def _check_component(group: str, section: DictConfig) -> None:
     target = section.get("_target_")
     if target is not None:
         builder = import_object(str(target))
+        if "name" in section:
+            _drop_settings_of_replaced_entry(group, section, builder)
     elif "name" in section:
         builder = registry_for_group(group).get(str(section.name))
     else:
@@ -93,6 +106,26 @@ def _check_component(group: str, section: DictConfig) -> None:
                        f"or `{group}._target_=your.module.Class`.")
     ignored = {"name", "_target_", *INJECTED_ARGUMENTS[group], *(DATA_BUILDER_KEYS if group == "data" else [])}
     _check_against_signature(group, section, builder, ignored)
+
+
+def _drop_settings_of_replaced_entry(group: str, section: DictConfig, builder: Any) -> None:
+    """With `group._target_=...` on the command line, the group's default option still brings its settings;
+    drop those the new class does not take (a typo matches neither, so it is still reported)."""
+    from dlx.registry import registry_for_group
+
+    registry = registry_for_group(group)
+    if str(section.name) not in registry:
+        return
+    replaced = set(inspect.signature(registry.get(str(section.name))).parameters)
+    accepted = set(inspect.signature(builder).parameters)
+    dropped = [key for key in list(section) if key in replaced - accepted and key not in ("name", "_target_")]
+    with open_dict(section):
+        for key in dropped:
+            del section[key]
+        section.name = str(section._target_).rpartition(".")[2].lower()  # names the experiment folder
+    if dropped:
+        logging.getLogger("dlx").info("%s._target_ replaces '%s': ignoring its settings %s", group,
+                                      registry.group, ", ".join(dropped))
 
 
 def _check_against_signature(group: str, section: DictConfig, builder: Any, ignored: set[str]) -> None:
@@ -113,6 +146,8 @@ def _check_against_signature(group: str, section: DictConfig, builder: Any, igno
             valid = [p for p in parameters if p not in ignored]
             raise DlxError(f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
                            f"{', '.join(valid)}. Remove it with `~{group}.{key}`.")
+        if OmegaConf.is_missing(section, key):
+            raise DlxError(f"'{group}.{key}' must be set. Type `{group}.{key}=<value>`.")
         if key in hints and not _filled_from_data_later(section, key):
             _check_value(f"{group}.{key}", section[key], hints[key])
     for name, parameter in parameters.items():

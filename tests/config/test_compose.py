@@ -1,0 +1,82 @@
+import pytest
+from omegaconf import OmegaConf
+
+from dlx.config.compose import compose_config, list_recipes
+from dlx.config.paths import configs_dir
+from dlx.config.validate import validate_config
+from dlx.errors import DlxError
+
+GROUP_OPTIONS = [(group.name, path.stem) for group in sorted(configs_dir().iterdir()) if group.is_dir()
+                 for path in sorted(group.glob("*.yaml"))]
+DATA_NEEDS = {"tabular": ["data.path=table.csv", "data.target=y"]}
+
+
+@pytest.mark.parametrize("group, option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_config_option_composes_and_validates(group, option):
+    extra = DATA_NEEDS.get(option, []) if group == "data" else []
+    if group == "task" and option == "regression":
+        extra = ["data=tabular", "data.task_type=regression", *DATA_NEEDS["tabular"]]
+    cfg = validate_config(compose_config([f"{group}={option}", *extra]))
+    assert cfg[group].get("name", option) == option
+
+
+@pytest.mark.parametrize("recipe", sorted(list_recipes()))
+def test_every_recipe_composes_validates_and_states_its_result(recipe):
+    cfg = validate_config(compose_config([f"recipe={recipe}"]))
+    assert cfg.experiment == recipe
+    header = list_recipes()[recipe].read_text().splitlines()[:4]
+    assert any(line.startswith("# Result") for line in header), "each recipe states its measured result"
+
+
+def test_recipe_values_and_command_line_overrides_both_apply():
+    cfg = compose_config(["recipe=mnist_cnn", "trainer.max_epochs=1", "+model.extra_note=hi"])
+    assert cfg.model.name == "cnn" and cfg.model.channels == [16, 32]
+    assert cfg.trainer.max_epochs == 1 and cfg.model.extra_note == "hi"
+
+
+def test_override_grammar():
+    cfg = compose_config(["~trainer.early_stopping", "++seed=7", "trainer.max_steps=null", "model=cnn"])
+    assert "early_stopping" not in cfg.trainer and cfg.seed == 7 and cfg.trainer.max_steps is None
+    cfg = compose_config(["model=cnn", "data=cifar10"])
+    assert OmegaConf.to_container(cfg.model, resolve=True)["input_shape"] == [3, 32, 32]
+    assert cfg.task.num_classes == 10  # ${data.num_classes}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+    (["model=cnnn"], "Did you mean 'cnn'"),
+    (["recipe=mnist"], "Available:"),
+    (["groupp=x"], "Could not override 'groupp'"),
+    (["model.channels=[16,"], "Cannot parse an override"),
+])
+def test_composition_errors_name_the_fix(overrides, message):
+    with pytest.raises(DlxError, match=message):
+        compose_config(overrides)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+trainer.max_epoch=3"], "Unknown key 'trainer.max_epoch'. Did you mean 'max_epochs'"),
+    (["optimizer.lr=abc"], "expected float"),
+    (["trainer.max_epochs=2.5"], "expected int"),
+    (["model.hidden_sizes=[a,b]"], "model.hidden_sizes"),
+    (["+model.widht=3"], "Valid keys for this model"),
+    (["trainer.mode=maximum"], "trainer.mode=maximum is not one of min, max"),
+    (["trainer.accumulate_grad_batches=0"], "at least 1"),
+    (["+foo=1"], "Unknown top-level key 'foo'"),
+    (["data=tabular"], "'data.path' must be set"),
+])
+def test_validation_names_the_key_and_the_fix(overrides, message):
+    with pytest.raises(DlxError, match=message):
+        validate_config(compose_config(overrides))
+
+
+def test_user_config_dir_adds_options_and_recipes(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "wide_mlp.yaml").write_text(
+        "name: mlp\ninput_shape: ${data.input_shape}\nnum_outputs: ${data.num_outputs}\nhidden_sizes: [1024]\n")
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "my_digits.yaml").write_text(
+        "# @package _global_\n# Result: mine\ndefaults:\n  - override /model: wide_mlp\nexperiment: mine\n")
+    cfg = validate_config(compose_config(["recipe=my_digits"], [tmp_path]))
+    assert cfg.experiment == "mine" and cfg.model.hidden_sizes == [1024]
+    assert "my_digits" in list_recipes([tmp_path])

@@ -1,0 +1,95 @@
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dlx.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("command", [["--help"], ["ls"], ["ls", "recipes"]])
+def test_help_and_ls_never_import_torch(command):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from dlx.cli import app\n"
+        f"result = CliRunner().invoke(app, {command!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print('torch' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "ls", "config"])
+def test_every_command_has_help_with_examples(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Examples" in result.output and "dlx " + command in result.output
+
+
+def test_ls_lists_registries_and_recipes():
+    result = invoke("ls")
+    for name in ["mlp", "cnn", "resnet", "digits", "cifar10", "classification", "adamw", "onecycle", "mnist_cnn"]:
+        assert name in result.output
+
+
+ERRORS = [
+    (["train", "model=cnnn"], "Did you mean 'cnn'"),
+    (["train", "trainer.max_epoch=3"], "trainer.max_epoch"),
+    (["train", "optimizer.lr=abc"], "optimizer.lr='abc' has the wrong type: expected float"),
+    (["train", "recipe=mnist_cnm"], "Did you mean 'mnist_cnn'"),
+    (["train", "model.hidden_sizes=[1,"], "Cannot parse an override"),
+    (["train", "+model.dropoutt=0.2"], "Did you mean 'dropout'"),
+    (["train", "optimizer.lr=-1", "logger=none"], "optimizer.lr must be positive"),
+    (["train", "data.batch_size=0"], "data.batch_size must be at least 1"),
+    (["train", "trainer.precision=fp8"], "trainer.precision=fp8 is not one of"),
+    (["train", "trainer.max_epochs=null"], "The run has no end"),
+    (["train", "data=mnist", "data.download=false", "logger=none"], "MNIST"),
+    (["train", "--resume", "outputs/nothing-here"], "Cannot resume"),
+    (["eval", "missing.ckpt"], "does not exist"),
+    (["ls", "modells"], "Did you mean 'models'"),
+    (["config", "scheduler=cosin"], "Did you mean 'cosine'"),
+    (["train", "seed=abc"], "seed='abc' has the wrong type"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", ERRORS, ids=[" ".join(a) for a, _ in ERRORS])
+def test_user_mistakes_exit_2_with_one_paragraph_and_no_traceback(arguments, message):
+    result = invoke(*arguments)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert "Error:" in result.output
+
+
+def test_a_refused_setting_leaves_no_run_folder(tmp_path):
+    invoke("train", "optimizer.lr=-1")
+    assert not list((tmp_path / "outputs").glob("*/*"))
+
+
+def test_debug_shows_the_traceback():
+    result = invoke("--debug", "train", "model=cnnn")
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_config_prints_the_resolved_tree_without_training(tmp_path):
+    result = invoke("config", "model=cnn", "data=cifar10")
+    assert result.exit_code == 0, result.output
+    assert "(valid)" in result.output and "input_shape: [3, 32, 32]" in result.output
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_train_then_eval_through_the_cli(tmp_path):
+    result = invoke("train", "logger=none", "trainer.max_epochs=1", "trainer.progress=plain")
+    assert result.exit_code == 0, result.output
+    checkpoint = next((tmp_path / "outputs").glob("*/*/checkpoints/best.ckpt"))
+    result = invoke("eval", str(checkpoint), "data.split=test")
+    assert result.exit_code == 0, result.output
+    assert "test/acc" in result.output
