@@ -45,6 +45,7 @@ class WandbRun:
                 log.warning("W&B online init failed (%s); logging offline instead. Upload later with "
                             "`wandb sync %s`.", str(error).splitlines()[0][:160], run_folder / "wandb")
                 self.mode = "offline"
+                wandb.teardown()  # a failed online start can leave the shared W&B service unusable
         if self.run is None:
             try:
                 self.run = wandb.init(mode="offline", **arguments)

@@ -1,0 +1,76 @@
+import json
+import time
+
+import pytest
+
+from tests.helpers import only_run_folder, train_run
+
+
+def _wandb_file(folder):
+    files = list(folder.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    return files[0].read_bytes()
+
+
+def test_offline_run_folder_holds_the_runs_metrics():
+    train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", fast=False)
+    folder = only_run_folder()
+    content = _wandb_file(folder)
+    for key in [b"train/loss", b"val/acc", b"val/loss", b"lr", b"best/val/loss"]:
+        assert key in content, key
+    assert content.count(b"val/acc") >= 2  # both validations, plus the summary
+
+
+def test_online_mode_without_a_reachable_server_falls_back_to_offline_quickly(monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    started = time.perf_counter()
+    train_run("logger=wandb", "logger.mode=auto", "logger.init_timeout=2", "trainer.max_epochs=1",
+              "trainer.progress=none", fast=False)
+    assert time.perf_counter() - started < 30
+    assert "logging offline instead" in caplog.text
+    assert b"val/acc" in _wandb_file(only_run_folder())
+
+
+def test_an_error_inside_wandb_never_stops_training(monkeypatch, caplog):
+    import wandb
+
+    def broken_log(self, *args, **kwargs):
+        raise RuntimeError("wandb exploded")
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", broken_log)
+    summary = train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", "trainer.progress=none",
+                        fast=False)
+    assert summary["epochs"] == 2
+    assert "W&B log failed" in caplog.text
+    records = [json.loads(line) for line in (only_run_folder() / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "val/loss" in r] == [1, 2]
+
+
+def test_disabled_writes_no_wandb_files():
+    train_run("logger=wandb", "logger.mode=disabled", "trainer.max_epochs=1", fast=False)
+    assert not (only_run_folder() / "wandb").exists()
+
+
+@pytest.mark.parametrize("key_source", ["env", "netrc", "none"])
+def test_auto_mode_goes_online_only_with_an_api_key(monkeypatch, tmp_path, key_source):
+    from dlx.loggers.wandb_run import has_api_key
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    if key_source == "env":
+        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai login user password " + "p" * 40 + "\n" if key_source == "netrc" else "")
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert has_api_key() == (key_source != "none")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wandb_service():
+    """Each test starts its own W&B service, so settings read at start-up (the base URL) apply."""
+    import wandb
+
+    wandb.teardown()
+    yield
+    wandb.teardown()
