@@ -34,8 +34,10 @@ def build_data(cfg: DictConfig):
             declared = cfg.data[key]
             declared = OmegaConf.to_container(declared) if OmegaConf.is_config(declared) else declared
         if declared is not None and actual is not None and declared != actual:
-            raise DlxError(f"data.{key}={declared} but the data set has {key} {actual}. Remove the override "
-                           f"(`~data.{key}`) or fix it: dlx reads it from the data.")
+            raise DlxError(
+                f"data.{key}={declared} but the data set has {key} {actual}. Remove the override "
+                f"(`~data.{key}`) or fix it: dlx reads it from the data."
+            )
         with _writable(cfg):
             cfg.data[key] = actual
     return data
@@ -78,7 +80,9 @@ def scheduler_attacher(cfg: DictConfig) -> Callable:
 
     def attach(optimizer, context) -> OptimizerSetup:
         scheduler = builder(optimizer, context, **arguments)
-        interval = "validation" if isinstance(scheduler, ReduceLROnPlateau) else arguments.get("interval", "step")
+        interval = (
+            "validation" if isinstance(scheduler, ReduceLROnPlateau) else arguments.get("interval", "step")
+        )
         return OptimizerSetup(optimizer, scheduler, interval)
 
     return attach
@@ -114,6 +118,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
     except (HydraException, OmegaConfBaseException) as error:
         message = " ".join(str(error).split())
-        raise DlxError(f"Cannot apply the overrides {' '.join(overrides)}: {message} Use `key=value` for keys "
-                       "the run's config has (see its config.yaml), `+key=value` for new ones.") from error
+        raise DlxError(
+            f"Cannot apply the overrides {' '.join(overrides)}: {message} Use `key=value` for keys "
+            "the run's config has (see its config.yaml), `+key=value` for new ones."
+        ) from error
     return cfg

@@ -16,10 +16,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     help="dlx: config-driven deep-learning experiments. Every command takes Hydra overrides "
-         "(`key=value`, `group=option`, `+new.key=value`, `~key`) as trailing arguments.",
+    "(`key=value`, `group=option`, `+new.key=value`, `~key`) as trailing arguments.",
 )
 OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. model=cnn optimizer.lr=3e-4", show_default=False)
-CONFIG_DIRS = typer.Option(None, "--config-dir", help="A folder of your own config groups and recipes/ (repeatable).")
+CONFIG_DIRS = typer.Option(
+    None, "--config-dir", help="A folder of your own config groups and recipes/ (repeatable)."
+)
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 _debug = {"on": bool(os.environ.get("DLX_DEBUG"))}
 
@@ -42,17 +44,24 @@ def _run(action: Callable[[], Any]) -> Any:
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1).")) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1)."),
+) -> None:
     if debug:
         _debug["on"] = True
 
 
-@app.command(context_settings=EXTRA_ARGS, epilog=(
-    "Examples:\n\n"
-    "  dlx train\n\n"
-    "  dlx train model=cnn data=mnist optimizer=sgd optimizer.lr=0.05 scheduler=onecycle trainer.max_epochs=3\n\n"
-    "  dlx train recipe=mnist_cnn trainer.precision=bf16 +model.dropout=0.2\n\n"
-    "  dlx train --resume outputs/digits_mlp/2026-01-01_12-00-00-a1b2c3"))
+@app.command(
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n"
+        "  dlx train\n\n"
+        "  dlx train model=cnn data=mnist optimizer=sgd optimizer.lr=0.05 scheduler=onecycle \\\n"
+        "      trainer.max_epochs=3\n\n"
+        "  dlx train recipe=mnist_cnn trainer.precision=bf16 +model.dropout=0.2\n\n"
+        "  dlx train --resume outputs/digits_mlp/2026-01-01_12-00-00-a1b2c3"
+    ),
+)
 def train(
     overrides: list[str] = OVERRIDES,
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted run folder exactly."),
@@ -64,15 +73,21 @@ def train(
     _run(lambda: train_run(overrides or [], config_dirs or [], resume))
 
 
-@app.command("eval", context_settings=EXTRA_ARGS, epilog=(
-    "Examples:\n\n"
-    "  dlx eval outputs/<experiment>/<run>/checkpoints/best.ckpt\n\n"
-    "  dlx eval outputs/<experiment>/<run>/checkpoints/best.ckpt data.split=test"))
+@app.command(
+    "eval",
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n"
+        "  dlx eval outputs/<experiment>/<run>/checkpoints/best.ckpt\n\n"
+        "  dlx eval outputs/<experiment>/<run>/checkpoints/best.ckpt data.split=test"
+    ),
+)
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
     overrides: list[str] = OVERRIDES,
-    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
-                                          help="Allow _target_ classes outside dlx named in the checkpoint."),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
+    ),
 ) -> None:
     """Evaluate a checkpoint on a data split; writes eval.json (and a confusion matrix) in its run folder."""
     from dlx.evaluate import evaluate_checkpoint
@@ -91,8 +106,14 @@ def list_components(
     _run(lambda: print_listing(what, config_dirs or []))
 
 
-@app.command("config", context_settings=EXTRA_ARGS, epilog=(
-    "Examples:\n\n  dlx config\n\n  dlx config model=cnn data=cifar10\n\n  dlx config recipe=mnist_cnn --yaml"))
+@app.command(
+    "config",
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n  dlx config\n\n  dlx config model=cnn data=cifar10\n\n"
+        "  dlx config recipe=mnist_cnn --yaml"
+    ),
+)
 def show_config(
     overrides: list[str] = OVERRIDES,
     config_dirs: list[Path] = CONFIG_DIRS,

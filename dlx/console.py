@@ -17,8 +17,13 @@ def setup_logging(level: int = logging.INFO) -> None:
     logger = logging.getLogger("dlx")
     if any(isinstance(h, RichHandler) for h in logger.handlers):
         return
-    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False,
-                          rich_tracebacks=bool(os.environ.get("DLX_DEBUG")))
+    handler = RichHandler(
+        console=console,
+        show_time=False,
+        show_path=False,
+        markup=False,
+        rich_tracebacks=bool(os.environ.get("DLX_DEBUG")),
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)

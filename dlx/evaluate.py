@@ -29,9 +29,11 @@ def evaluate_checkpoint(path: Path, overrides: list[str], trust_checkpoint: bool
     cfg = OmegaConf.create(checkpoint["config"])
     foreign = untrusted_targets(OmegaConf.to_container(cfg))
     if foreign and not trust_checkpoint:
-        raise DlxError(f"The checkpoint's config names code outside dlx ({', '.join(foreign)}); loading it would "
-                       "import and run that code. If you trust where this file came from, add "
-                       "`--trust-checkpoint`.")
+        raise DlxError(
+            f"The checkpoint's config names code outside dlx ({', '.join(foreign)}); loading it would "
+            "import and run that code. If you trust where this file came from, add "
+            "`--trust-checkpoint`."
+        )
     cfg = apply_overrides(cfg, overrides)
     validate_config(cfg)
     split = str(cfg.data.get("split") or "val")

@@ -28,8 +28,10 @@ def print_listing(what: str, config_dirs: list[Path]) -> None:
     from dlx.registry import REGISTRIES
 
     if what != "all" and what not in KINDS:
-        raise DlxError(f"Cannot list '{what}'.{did_you_mean(what, KINDS)} Type `dlx ls` with one of: "
-                       f"{', '.join(KINDS)}, or nothing for all.")
+        raise DlxError(
+            f"Cannot list '{what}'.{did_you_mean(what, KINDS)} Type `dlx ls` with one of: "
+            f"{', '.join(KINDS)}, or nothing for all."
+        )
     for kind in KINDS if what == "all" else [what]:
         table = Table(title=kind, title_justify="left", show_header=True, header_style="bold")
         table.add_column("name")
@@ -66,7 +68,9 @@ def print_config(overrides: list[str], config_dirs: list[Path], as_yaml: bool) -
                 if isinstance(child, dict):
                     add(node.add(f"[bold]{key}[/]"), child)
                 else:
-                    node.add(f"[bold]{key}[/]: {child!r}" if isinstance(child, str) else f"[bold]{key}[/]: {child}")
+                    node.add(
+                        f"[bold]{key}[/]: {child!r}" if isinstance(child, str) else f"[bold]{key}[/]: {child}"
+                    )
 
     tree = Tree("[bold]config[/] (valid)")
     add(tree, resolved)

@@ -21,14 +21,18 @@ def load_run_for_resume(run_folder: Path, overrides: list[str]) -> tuple[DictCon
 
     checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
     if not run_folder.is_dir() or not checkpoint_path.exists():
-        raise DlxError(f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
-                       "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval.")
+        raise DlxError(
+            f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
+            "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
+        )
     checkpoint = load_checkpoint(checkpoint_path)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
     return cfg, checkpoint
 
 
-def train(overrides: list[str], config_dirs: list[Path] | None = None, resume: Path | None = None) -> dict[str, Any]:
+def train(
+    overrides: list[str], config_dirs: list[Path] | None = None, resume: Path | None = None
+) -> dict[str, Any]:
     from dlx.config.compose import compose_config
     from dlx.config.validate import validate_config
 
@@ -40,8 +44,9 @@ def train(overrides: list[str], config_dirs: list[Path] | None = None, resume: P
     return fit_config(cfg, checkpoint, resume)
 
 
-def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
-               run_folder: Path | None = None) -> dict[str, Any]:
+def fit_config(
+    cfg: DictConfig, checkpoint: dict[str, Any] | None = None, run_folder: Path | None = None
+) -> dict[str, Any]:
     """Train the run a validated config describes; resume from ``checkpoint`` into ``run_folder``."""
     from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
@@ -70,8 +75,12 @@ def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
         resumed_step = checkpoint["progress"]["global_step"] if checkpoint else None
         logger = RunLogger(
             MetricsFile(run_folder / "metrics.jsonl", resume_after_step=resumed_step),
-            WandbRun(cfg.logger, run_folder, OmegaConf.to_container(cfg, resolve=True),
-                     checkpoint.get("wandb_run_id") if checkpoint else None),
+            WandbRun(
+                cfg.logger,
+                run_folder,
+                OmegaConf.to_container(cfg, resolve=True),
+                checkpoint.get("wandb_run_id") if checkpoint else None,
+            ),
         )
         log.info("Run folder: %s", run_folder)
     trainer = Trainer(cfg.trainer, run_folder, logger, config_yaml)
@@ -95,8 +104,10 @@ def fit_config(cfg: DictConfig, checkpoint: dict[str, Any] | None = None,
         if exit_code == 0 and run_folder is not None:
             summary["run_folder"] = str(run_folder)
             (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-            logger.summary({f"best/{k}": v for k, v in summary["best_metrics"].items()}
-                           | {"stop_reason": summary["stop_reason"]})
+            logger.summary(
+                {f"best/{k}": v for k, v in summary["best_metrics"].items()}
+                | {"stop_reason": summary["stop_reason"]}
+            )
             best = run_folder / "checkpoints" / "best.ckpt"
             if cfg.logger.log_model and best.exists() and logger.wandb_run is not None:
                 logger.wandb_run.log_checkpoint(best)

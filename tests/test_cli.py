@@ -36,7 +36,17 @@ def test_every_command_has_help_with_examples(command):
 
 def test_ls_lists_registries_and_recipes():
     result = invoke("ls")
-    for name in ["mlp", "cnn", "resnet", "digits", "cifar10", "classification", "adamw", "onecycle", "mnist_cnn"]:
+    for name in [
+        "mlp",
+        "cnn",
+        "resnet",
+        "digits",
+        "cifar10",
+        "classification",
+        "adamw",
+        "onecycle",
+        "mnist_cnn",
+    ]:
         assert name in result.output
 
 

@@ -28,9 +28,12 @@ def test_register_decorator_and_entry_points(monkeypatch):
     def build_mine():
         return "built"
 
-    monkeypatch.setattr("dlx.registry.entry_points",
-                        lambda group: [EntryPoint("theirs", "collections:OrderedDict", group)]
-                        if group == "dlx.widgets" else [])
+    monkeypatch.setattr(
+        "dlx.registry.entry_points",
+        lambda group: (
+            [EntryPoint("theirs", "collections:OrderedDict", group)] if group == "dlx.widgets" else []
+        ),
+    )
     assert registry.names() == ["mine", "theirs"]
     assert registry.get("mine")() == "built"
     assert registry.get("theirs").__name__ == "OrderedDict"

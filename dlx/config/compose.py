@@ -40,11 +40,15 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
     extra_dirs = [Path(d).expanduser().resolve() for d in (extra_dirs or [])]
     for folder in extra_dirs:
         if not folder.is_dir():
-            raise DlxError(f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
-                           "config groups (model/, data/, ...) and/or recipes/.")
+            raise DlxError(
+                f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
+                "config groups (model/, data/, ...) and/or recipes/."
+            )
     _register_recipes(extra_dirs)
     # `model._target_=pkg.Net` should work like any other override although no config file has the key.
     overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
+    # `+model.dropout=0.2` adds a setting; when the option's file already has it, set it instead of failing.
+    overrides = [re.sub(r"^\+([A-Za-z_]\w*\.[\w.]+=)", r"++\1", o) for o in overrides]
     search_path = [f"file://{folder}" for folder in extra_dirs]
     hydra_overrides = [f"hydra.searchpath=[{','.join(search_path)}]"] if search_path else []
 
@@ -69,10 +73,14 @@ def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
     group, option = match.groups()
     options = _group_options(group, extra_dirs)
     if not options:
-        return (f"There is no config group '{group}'.{did_you_mean(group, _group_names())} Groups: "
-                f"{', '.join(_group_names())}. Set a single value with `{group}.key=value` instead.")
-    return (f"Unknown {group} '{option}'.{did_you_mean(option, options)} Available: {', '.join(options)}. "
-            f"Type `{group}=<name>` with one of these (list them with `dlx ls`).")
+        return (
+            f"There is no config group '{group}'.{did_you_mean(group, _group_names())} Groups: "
+            f"{', '.join(_group_names())}. Set a single value with `{group}.key=value` instead."
+        )
+    return (
+        f"Unknown {group} '{option}'.{did_you_mean(option, options)} Available: {', '.join(options)}. "
+        f"Type `{group}=<name>` with one of these (list them with `dlx ls`)."
+    )
 
 
 def _group_names() -> list[str]:
@@ -91,9 +99,13 @@ def _group_options(group: str, extra_dirs: list[Path]) -> list[str]:
 def _explain_hydra_error(error: Exception) -> str:
     message = " ".join(str(error).split())
     if "Could not override" in message or "Key '" in message and "is not in struct" in message:
-        return (f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
-                "to change an existing one, check its spelling with `dlx config`.")
+        return (
+            f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
+            "to change an existing one, check its spelling with `dlx config`."
+        )
     if "mismatched input" in message or "no viable alternative" in message or "token recognition" in message:
-        return (f"Cannot parse an override: {message} Overrides look like `key=value`, `+new.key=value`, "
-                "`~key` or `group=option`; quote values with spaces or brackets.")
+        return (
+            f"Cannot parse an override: {message} Overrides look like `key=value`, `+new.key=value`, "
+            "`~key` or `group=option`; quote values with spaces or brackets."
+        )
     return f"{message} Check the override with `dlx config <overrides>`."

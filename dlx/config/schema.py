@@ -63,8 +63,18 @@ CHOICES = {
     "logger.mode": ["auto", "online", "offline", "disabled"],
 }
 
-TOP_LEVEL_KEYS = ["model", "data", "task", "optimizer", "scheduler", "trainer", "logger", "experiment",
-                  "output_dir", "seed"]
+TOP_LEVEL_KEYS = [
+    "model",
+    "data",
+    "task",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "experiment",
+    "output_dir",
+    "seed",
+]
 # Data-config keys the builder fills from the data itself; not constructor arguments.
 DATA_METADATA_KEYS = ["input_shape", "num_outputs", "num_classes", "class_names"]
 DATA_BUILDER_KEYS = ["split", *DATA_METADATA_KEYS]

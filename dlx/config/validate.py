@@ -33,8 +33,16 @@ INJECTED_ARGUMENTS = {
 
 def normalise_precision(value: Any) -> str:
     text = str(value).lower().replace("-mixed", "").replace("-true", "")
-    return {"32": "32", "fp32": "32", "float32": "32", "bf16": "bf16", "bfloat16": "bf16",
-            "16": "fp16", "fp16": "fp16", "float16": "fp16"}.get(text, text)
+    return {
+        "32": "32",
+        "fp32": "32",
+        "float32": "32",
+        "bf16": "bf16",
+        "bfloat16": "bf16",
+        "16": "fp16",
+        "fp16": "fp16",
+        "float16": "fp16",
+    }.get(text, text)
 
 
 def validate_config(cfg: DictConfig) -> DictConfig:
@@ -45,17 +53,23 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         return _validate(cfg)
     except OmegaConfBaseException as error:  # e.g. an interpolation to a key that does not exist
         message = " ".join(str(error).split())
-        raise DlxError(f"The config cannot be resolved: {message}. Check the key with `dlx config`.") from error
+        raise DlxError(
+            f"The config cannot be resolved: {message}. Check the key with `dlx config`."
+        ) from error
 
 
 def _validate(cfg: DictConfig) -> DictConfig:
     for key in cfg:
         if key not in TOP_LEVEL_KEYS:
-            raise DlxError(f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} "
-                           f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}. Remove it with `~{key}`.")
+            raise DlxError(
+                f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}. Remove it with `~{key}`."
+            )
     for key in TOP_LEVEL_KEYS:
         if key not in cfg:
-            raise DlxError(f"The config has no '{key}' section. Add it (e.g. `{key}=<option>`) or check your recipe.")
+            raise DlxError(
+                f"The config has no '{key}' section. Add it (e.g. `{key}=<option>`) or check your recipe."
+            )
     _check_value("seed", cfg.seed, int)
     cfg.trainer.precision = normalise_precision(cfg.trainer.precision)
     _check_dataclass("trainer", cfg.trainer, TrainerConfig)
@@ -63,8 +77,10 @@ def _validate(cfg: DictConfig) -> DictConfig:
     for key, choices in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if str(value) not in choices:
-            raise DlxError(f"{key}={value} is not one of {', '.join(choices)}.{did_you_mean(value, choices)} "
-                           f"Type e.g. `{key}={choices[0]}`.")
+            raise DlxError(
+                f"{key}={value} is not one of {', '.join(choices)}.{did_you_mean(value, choices)} "
+                f"Type e.g. `{key}={choices[0]}`."
+            )
     _check_trainer_values(cfg.trainer)
     for group in COMPONENT_GROUPS:
         _check_component(group, cfg[group])
@@ -77,14 +93,20 @@ def _check_trainer_values(trainer: DictConfig) -> None:
     for key in positive + optional_positive:
         value = trainer[key]
         if value is not None and value < 1:
-            raise DlxError(f"trainer.{key} must be at least 1, got {value}. Type e.g. `trainer.{key}=1`"
-                           + (f" or `trainer.{key}=null` for no limit." if key in optional_positive else "."))
+            raise DlxError(
+                f"trainer.{key} must be at least 1, got {value}. Type e.g. `trainer.{key}=1`"
+                + (f" or `trainer.{key}=null` for no limit." if key in optional_positive else ".")
+            )
     if trainer.max_epochs is None and trainer.max_steps is None and trainer.max_time is None:
-        raise DlxError("The run has no end: trainer.max_epochs, trainer.max_steps and trainer.max_time are all "
-                       "null. Set one, e.g. `trainer.max_epochs=10`.")
+        raise DlxError(
+            "The run has no end: trainer.max_epochs, trainer.max_steps and trainer.max_time are all "
+            "null. Set one, e.g. `trainer.max_epochs=10`."
+        )
     if trainer.gradient_clip_val is not None and trainer.gradient_clip_val <= 0:
-        raise DlxError(f"trainer.gradient_clip_val must be positive, got {trainer.gradient_clip_val}. "
-                       "Type e.g. `trainer.gradient_clip_val=1.0`, or `null` to turn clipping off.")
+        raise DlxError(
+            f"trainer.gradient_clip_val must be positive, got {trainer.gradient_clip_val}. "
+            "Type e.g. `trainer.gradient_clip_val=1.0`, or `null` to turn clipping off."
+        )
     if trainer.save_top_k < 0:
         raise DlxError(f"trainer.save_top_k must be 0 or more, got {trainer.save_top_k}.")
 
@@ -93,7 +115,9 @@ def _check_component(group: str, section: DictConfig) -> None:
     from dlx.registry import import_object, registry_for_group
 
     if not isinstance(section, DictConfig):
-        raise DlxError(f"'{group}' must be a mapping of settings, got {section!r}. Pick an option with `{group}=<name>`.")
+        raise DlxError(
+            f"'{group}' must be a mapping of settings, got {section!r}. Pick an option with `{group}=<name>`."
+        )
     target = section.get("_target_")
     if target is not None:
         builder = import_object(str(target))
@@ -102,9 +126,16 @@ def _check_component(group: str, section: DictConfig) -> None:
     elif "name" in section:
         builder = registry_for_group(group).get(str(section.name))
     else:
-        raise DlxError(f"The '{group}' config has neither `name:` nor `_target_:`. Pick one with `{group}=<name>` "
-                       f"or `{group}._target_=your.module.Class`.")
-    ignored = {"name", "_target_", *INJECTED_ARGUMENTS[group], *(DATA_BUILDER_KEYS if group == "data" else [])}
+        raise DlxError(
+            f"The '{group}' config has neither `name:` nor `_target_:`. Pick one with `{group}=<name>` "
+            f"or `{group}._target_=your.module.Class`."
+        )
+    ignored = {
+        "name",
+        "_target_",
+        *INJECTED_ARGUMENTS[group],
+        *(DATA_BUILDER_KEYS if group == "data" else []),
+    }
     _check_against_signature(group, section, builder, ignored)
 
 
@@ -124,14 +155,18 @@ def _drop_settings_of_replaced_entry(group: str, section: DictConfig, builder: A
             del section[key]
         section.name = str(section._target_).rpartition(".")[2].lower()  # names the experiment folder
     if dropped:
-        logging.getLogger("dlx").info("%s._target_ replaces '%s': ignoring its settings %s", group,
-                                      registry.group, ", ".join(dropped))
+        logging.getLogger("dlx").info(
+            "%s._target_ replaces '%s': ignoring its settings %s", group, registry.group, ", ".join(dropped)
+        )
 
 
 def _check_against_signature(group: str, section: DictConfig, builder: Any, ignored: set[str]) -> None:
     signature = inspect.signature(builder)
-    parameters = {name: p for name, p in signature.parameters.items()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    parameters = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     accepts_anything = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
     try:
         hints = typing.get_type_hints(builder.__init__ if inspect.isclass(builder) else builder)
@@ -144,8 +179,10 @@ def _check_against_signature(group: str, section: DictConfig, builder: Any, igno
             if accepts_anything:
                 continue
             valid = [p for p in parameters if p not in ignored]
-            raise DlxError(f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
-                           f"{', '.join(valid)}. Remove it with `~{group}.{key}`.")
+            raise DlxError(
+                f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
+                f"{', '.join(valid)}. Remove it with `~{group}.{key}`."
+            )
         if OmegaConf.is_missing(section, key):
             raise DlxError(f"'{group}.{key}' must be set. Type `{group}.{key}=<value>`.")
         if key in hints and not _filled_from_data_later(section, key):
@@ -170,8 +207,9 @@ def _check_dataclass(prefix: str, section: DictConfig, schema: type) -> None:
     hints = typing.get_type_hints(schema)
     for key in section:
         if key not in fields:
-            raise DlxError(f"Unknown key '{prefix}.{key}'.{did_you_mean(key, fields)} Valid keys: "
-                           f"{', '.join(fields)}.")
+            raise DlxError(
+                f"Unknown key '{prefix}.{key}'.{did_you_mean(key, fields)} Valid keys: {', '.join(fields)}."
+            )
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             _check_dataclass(f"{prefix}.{key}", section[key], hint)
@@ -215,5 +253,7 @@ def _check_value(key: str, value: Any, hint: Any) -> None:
         raise DlxError(f"'{key}' must be set. Type `{key}=<value>`.")
     if not _matches(value, hint):
         example = {"float": "0.001", "int": "10", "bool": "true", "str": "name"}.get(_type_name(hint), "...")
-        raise DlxError(f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got "
-                       f"{type(value).__name__}. Type e.g. `{key}={example}`.")
+        raise DlxError(
+            f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got "
+            f"{type(value).__name__}. Type e.g. `{key}={example}`."
+        )

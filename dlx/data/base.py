@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,8 +133,9 @@ class DataModule:
         self, split: str, epoch: int = 0, start_batch: int = 0, shuffle: bool | None = None
     ) -> TensorLoader:
         if split not in SPLITS:
-            raise DlxError(f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} "
-                           "(e.g. `data.split=test`).")
+            raise DlxError(
+                f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} (e.g. `data.split=test`)."
+            )
         self.setup()
         inputs, targets = self.splits[split]
         training = split == "train"

@@ -73,8 +73,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         candidate = path / "checkpoints" / "last.ckpt"
         path = candidate if candidate.exists() else path / "last.ckpt"
     if not path.exists():
-        raise DlxError(f"Checkpoint '{path}' does not exist. Pass a file such as "
-                       "outputs/<experiment>/<run>/checkpoints/best.ckpt (or a run folder to use its last.ckpt).")
+        raise DlxError(
+            f"Checkpoint '{path}' does not exist. Pass a file such as "
+            "outputs/<experiment>/<run>/checkpoints/best.ckpt (or a run folder to use its last.ckpt)."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -82,18 +84,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
         blocked = re.search(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", str(error))
         if not blocked:
-            raise DlxError(f"Checkpoint '{path}' is unreadable (not a PyTorch checkpoint, or corrupt). Use "
-                           "another checkpoint of the run, e.g. last.ckpt or best.ckpt in the same folder.") from error
-        raise DlxError(f"Refusing to load '{path}': it holds a pickled Python object "
-                       f"({next(g for g in blocked.groups() if g)}) that would run code when loaded. dlx "
-                       "checkpoints never need that; only load files you trust with torch.load yourself.") from error
+            raise DlxError(
+                f"Checkpoint '{path}' is unreadable (not a PyTorch checkpoint, or corrupt). Use "
+                "another checkpoint of the run, e.g. last.ckpt or best.ckpt in the same folder."
+            ) from error
+        raise DlxError(
+            f"Refusing to load '{path}': it holds a pickled Python object "
+            f"({next(g for g in blocked.groups() if g)}) that would run code when loaded. dlx "
+            "checkpoints never need that; only load files you trust with torch.load yourself."
+        ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise DlxError(f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
-                       f"{_first_line(error)}). Use another checkpoint of the run, e.g. last.ckpt "
-                       "or best.ckpt in the same folder.") from error
+        raise DlxError(
+            f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
+            f"{_first_line(error)}). Use another checkpoint of the run, e.g. last.ckpt "
+            "or best.ckpt in the same folder."
+        ) from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise DlxError(f"'{path}' is a PyTorch file but not a dlx checkpoint (it has no config and model "
-                       "state). Pass a checkpoint written by `dlx train`.")
+        raise DlxError(
+            f"'{path}' is a PyTorch file but not a dlx checkpoint (it has no config and model "
+            "state). Pass a checkpoint written by `dlx train`."
+        )
     return state
 
 
@@ -121,7 +131,7 @@ def _as_tuples(value: Any) -> Any:
 
 
 class CheckpointKeeper:
-    """Keeps ``last.ckpt`` and the best ``top_k`` checkpoints by the monitored metric (``best.ckpt`` links the best)."""
+    """Keeps ``last.ckpt`` and the ``top_k`` best checkpoints by the monitored metric (``best.ckpt``)."""
 
     def __init__(self, folder: Path, monitor: str, mode: str, top_k: int):
         self.folder, self.monitor, self.mode, self.top_k = folder, monitor, mode, top_k
@@ -152,7 +162,7 @@ class CheckpointKeeper:
         save_checkpoint_atomically(state, self.folder / name)
         self.top.append((score, name))
         self.top.sort(key=lambda item: item[0], reverse=self.mode == "max")
-        for _, dropped in self.top[self.top_k:]:
+        for _, dropped in self.top[self.top_k :]:
             if dropped != name:  # with top_k == 1 the new best has just replaced best.ckpt
                 (self.folder / dropped).unlink(missing_ok=True)
         self.top = self.top[: self.top_k]

@@ -104,7 +104,9 @@ class Optimization:
     def state_dict(self) -> dict[str, Any]:
         return {
             "optimizers": [s.optimizer.state_dict() for s in self.setups],
-            "schedulers": [s.scheduler.state_dict() if s.scheduler is not None else None for s in self.setups],
+            "schedulers": [
+                s.scheduler.state_dict() if s.scheduler is not None else None for s in self.setups
+            ],
             "scaler": self.precision.scaler.state_dict() if self.precision.scaler is not None else None,
         }
 

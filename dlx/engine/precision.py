@@ -22,11 +22,15 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise DlxError(f"trainer.device '{name}' is not a device. Type `trainer.device=auto`, `cpu`, `cuda`, "
-                       "`cuda:1` or `mps`.") from error
+        raise DlxError(
+            f"trainer.device '{name}' is not a device. Type `trainer.device=auto`, `cpu`, `cuda`, "
+            "`cuda:1` or `mps`."
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DlxError(f"trainer.device={name} but no CUDA GPU is visible to PyTorch. Use `trainer.device=auto` "
-                       "or `trainer.device=cpu`.")
+        raise DlxError(
+            f"trainer.device={name} but no CUDA GPU is visible to PyTorch. Use `trainer.device=auto` "
+            "or `trainer.device=cpu`."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise DlxError("trainer.device=mps but MPS is not available. Use `trainer.device=auto` or `cpu`.")
     return device
@@ -40,10 +44,14 @@ class Precision:
         self.device = device
         self.dtype = DTYPES[precision]
         if precision == "fp16" and device.type == "mps":
-            raise DlxError("trainer.precision=fp16 is not supported with GradScaler on MPS. Use "
-                           "`trainer.precision=32` (or bf16 on a device that supports it).")
+            raise DlxError(
+                "trainer.precision=fp16 is not supported with GradScaler on MPS. Use "
+                "`trainer.precision=32` (or bf16 on a device that supports it)."
+            )
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DlxError("This GPU does not support bf16. Use `trainer.precision=fp16` or `trainer.precision=32`.")
+            raise DlxError(
+                "This GPU does not support bf16. Use `trainer.precision=fp16` or `trainer.precision=32`."
+            )
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -22,8 +22,10 @@ def create_run_folder(output_dir: str | Path, experiment: str) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DlxError(f"Cannot create the output folder '{parent}': {error.strerror}. Set "
-                       "`output_dir=<a writable folder>`.") from error
+        raise DlxError(
+            f"Cannot create the output folder '{parent}': {error.strerror}. Set "
+            "`output_dir=<a writable folder>`."
+        ) from error
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     for _ in range(100):
         folder = parent / f"{stamp}-{secrets.token_hex(3)}"

@@ -64,8 +64,10 @@ def parse_duration(value: float | str | None) -> float | None:
     try:
         parts = [float(p) for p in str(value).split(":")]
     except ValueError:
-        raise DlxError(f"trainer.max_time='{value}' is not a duration. Type seconds (`trainer.max_time=3600`) "
-                       "or `trainer.max_time='01:00:00'`.") from None
+        raise DlxError(
+            f"trainer.max_time='{value}' is not a duration. Type seconds (`trainer.max_time=3600`) "
+            "or `trainer.max_time='01:00:00'`."
+        ) from None
     seconds = 0.0
     for part, unit in zip(reversed(parts), (1, 60, 3600, 86400), strict=False):
         seconds += part * unit
@@ -108,25 +110,45 @@ class Trainer:
 
         batches_per_epoch = overfit_batches or (1 if fast_dev_run else len(data.loader("train")))
         if batches_per_epoch == 0:
-            raise DlxError(f"The training split has fewer samples than data.batch_size={data.batch_size} and "
-                           "data.drop_last=true, so an epoch has no batch. Lower `data.batch_size` or set "
-                           "`data.drop_last=false`.")
+            raise DlxError(
+                f"The training split has fewer samples than data.batch_size={data.batch_size} and "
+                "data.drop_last=true, so an epoch has no batch. Lower `data.batch_size` or set "
+                "`data.drop_last=false`."
+            )
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_grad_batches)
         max_epochs = 1 if fast_dev_run else cfg.max_epochs
         total_steps = min(s for s in (cfg.max_steps, max_epochs and max_epochs * steps_per_epoch) if s)
-        context = ScheduleContext(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                                  max_epochs=max_epochs or math.ceil(total_steps / steps_per_epoch),
-                                  monitor_mode=self.mode)
-        setups = task.configure_optimizers(build_optimizer, lambda optimizer: attach_scheduler(optimizer, context))
-        optimization = Optimization(setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm,
-                                    cfg.accumulate_grad_batches)
+        context = ScheduleContext(
+            total_steps=total_steps,
+            steps_per_epoch=steps_per_epoch,
+            max_epochs=max_epochs or math.ceil(total_steps / steps_per_epoch),
+            monitor_mode=self.mode,
+        )
+        setups = task.configure_optimizers(
+            build_optimizer, lambda optimizer: attach_scheduler(optimizer, context)
+        )
+        optimization = Optimization(
+            setups,
+            self.precision,
+            cfg.gradient_clip_val,
+            cfg.gradient_clip_algorithm,
+            cfg.accumulate_grad_batches,
+        )
         self.state = state = TrainState()
         early_stopping = EarlyStopping(self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
-        keeper = CheckpointKeeper(self.run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k) \
-            if self.run_folder else None
+        keeper = (
+            CheckpointKeeper(self.run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
+            if self.run_folder
+            else None
+        )
         if checkpoint is not None:
             self._restore(checkpoint, task, optimization, state, early_stopping, keeper)
-        self.optimization, self.state, self.early_stopping, self.keeper = optimization, state, early_stopping, keeper
+        self.optimization, self.state, self.early_stopping, self.keeper = (
+            optimization,
+            state,
+            early_stopping,
+            keeper,
+        )
 
         progress = ProgressDisplay("none" if fast_dev_run else cfg.progress, max_epochs)
         started = time.perf_counter()
@@ -148,8 +170,9 @@ class Trainer:
                     if batch_index >= batches_per_epoch:
                         break
                     batch = move_batch(batch, self.device, cfg.channels_last)
-                    at_boundary = ((batch_index + 1) % cfg.accumulate_grad_batches == 0
-                                   or batch_index + 1 == batches_per_epoch)
+                    at_boundary = (
+                        batch_index + 1
+                    ) % cfg.accumulate_grad_batches == 0 or batch_index + 1 == batches_per_epoch
                     logs_next_step = (state.global_step + 1) % cfg.log_every_n_steps == 0
                     optimization.begin_batch(at_boundary, measure_grad_norm=logs_next_step)
                     loss = task.train_batch(batch, optimization)
@@ -167,9 +190,11 @@ class Trainer:
                     if state.global_step % cfg.log_every_n_steps == 0:
                         self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
                         now = time.perf_counter()
-                        record = {"train/loss": float(loss_sum) / max(loss_count, 1),
-                                  "lr": optimization.learning_rate(),
-                                  "samples_per_sec": samples_since_log / max(now - log_clock, 1e-9)}
+                        record = {
+                            "train/loss": float(loss_sum) / max(loss_count, 1),
+                            "lr": optimization.learning_rate(),
+                            "samples_per_sec": samples_since_log / max(now - log_clock, 1e-9),
+                        }
                         if optimization.grad_norm is not None:
                             record["grad_norm"] = float(optimization.grad_norm)
                         self.logger.log(record, step=state.global_step, epoch=state.epoch)
@@ -178,15 +203,26 @@ class Trainer:
                         loss_count, samples_since_log, log_clock = 0, 0, now
 
                     end_of_epoch = state.batch_in_epoch == batches_per_epoch
-                    if cfg.val_every_n_steps and state.global_step % cfg.val_every_n_steps == 0 and not end_of_epoch:
+                    if (
+                        cfg.val_every_n_steps
+                        and state.global_step % cfg.val_every_n_steps == 0
+                        and not end_of_epoch
+                    ):
                         self._validate_and_checkpoint(task, data, progress, overfit_batches)
-                    elif (cfg.checkpoint_every_n_steps and state.global_step % cfg.checkpoint_every_n_steps == 0
-                          and not end_of_epoch and keeper):
+                    elif (
+                        cfg.checkpoint_every_n_steps
+                        and state.global_step % cfg.checkpoint_every_n_steps == 0
+                        and not end_of_epoch
+                        and keeper
+                    ):
                         self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
                         keeper.save_last(self._checkpoint_state(task))
                     if cfg.max_steps and state.global_step >= cfg.max_steps:
                         state.stop_reason = "max_steps"
-                    elif self.max_time and state.elapsed_seconds + time.perf_counter() - started >= self.max_time:
+                    elif (
+                        self.max_time
+                        and state.elapsed_seconds + time.perf_counter() - started >= self.max_time
+                    ):
                         state.stop_reason = "max_time"
                     if state.stop_reason or fast_dev_run:
                         break
@@ -197,8 +233,14 @@ class Trainer:
                     state.batch_in_epoch = 0
                     optimization.end_epoch()
                 if fast_dev_run:
-                    evaluate(task, data.loader("val"), self.device, self.precision, max_batches=1,
-                             channels_last=cfg.channels_last)
+                    evaluate(
+                        task,
+                        data.loader("val"),
+                        self.device,
+                        self.precision,
+                        max_batches=1,
+                        channels_last=cfg.channels_last,
+                    )
                     state.stop_reason = "fast_dev_run"
                 elif self.validated_at_step == state.global_step:
                     pass  # a stop decided by a validation that just ran and saved
@@ -213,8 +255,9 @@ class Trainer:
         return self._summary(state)
 
     # -- validation, checkpoints, divergence ------------------------------------------------------
-    def _validate_and_checkpoint(self, task: Task, data: DataModule, progress: ProgressDisplay,
-                                 overfit_batches: int) -> None:
+    def _validate_and_checkpoint(
+        self, task: Task, data: DataModule, progress: ProgressDisplay, overfit_batches: int
+    ) -> None:
         cfg, state = self.config, self.state
         self.validated_at_step = state.global_step
         self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
@@ -222,12 +265,18 @@ class Trainer:
             batches = itertools.islice(data.loader("train", shuffle=False), overfit_batches)
         else:
             batches = data.loader("val")
-        metrics = {f"val/{k}": v for k, v in evaluate(task, batches, self.device, self.precision,
-                                                      channels_last=cfg.channels_last).items()}
+        metrics = {
+            f"val/{k}": v
+            for k, v in evaluate(
+                task, batches, self.device, self.precision, channels_last=cfg.channels_last
+            ).items()
+        }
         if self.monitor not in metrics:
-            raise DlxError(f"trainer.monitor='{self.monitor}' is not a metric this task reports."
-                           f"{did_you_mean(self.monitor, metrics)} Available: {', '.join(metrics)}. "
-                           f"Type e.g. `trainer.monitor={next(iter(metrics))}`.")
+            raise DlxError(
+                f"trainer.monitor='{self.monitor}' is not a metric this task reports."
+                f"{did_you_mean(self.monitor, metrics)} Available: {', '.join(metrics)}. "
+                f"Type e.g. `trainer.monitor={next(iter(metrics))}`."
+            )
         score = metrics[self.monitor]
         self.logger.log(metrics, step=state.global_step, epoch=state.epoch)
         progress.show_validation(state.epoch - (state.batch_in_epoch == 0), state.global_step, metrics)
@@ -240,8 +289,12 @@ class Trainer:
             self.best_metrics = dict(metrics)
         if self.early_stopping.update(score) and state.stop_reason is None:
             state.stop_reason = "early_stopping"
-            log.info("Early stopping: %s has not improved for %d validation checks (best %.6g).",
-                     self.monitor, self.early_stopping.patience, self.early_stopping.best)
+            log.info(
+                "Early stopping: %s has not improved for %d validation checks (best %.6g).",
+                self.monitor,
+                self.early_stopping.patience,
+                self.early_stopping.best,
+            )
         if self.keeper is not None:
             checkpoint = self._checkpoint_state(task)
             self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
@@ -259,7 +312,9 @@ class Trainer:
         first_bad = int((~finite).nonzero()[0])
         step, loss = pending[first_bad][0], float(pending[first_bad][1])
         finite_before = [(s, float(v)) for s, v in pending[:first_bad]]
-        self._last_finite_loss = finite_before[-1] if finite_before else getattr(self, "_last_finite_loss", None)
+        self._last_finite_loss = (
+            finite_before[-1] if finite_before else getattr(self, "_last_finite_loss", None)
+        )
         self._diverged(f"The training loss became {loss} at step {step}.")
 
     def _diverged(self, what: str) -> None:
@@ -273,8 +328,10 @@ class Trainer:
             lines.append(f"Last measured gradient norm: {float(grad_norm):.4g}.")
         if kept is not None and kept.exists():
             lines.append(f"The last good checkpoint is kept: {kept}.")
-        lines.append("Try a lower learning rate (e.g. `optimizer.lr=` a tenth of now), gradient clipping "
-                     "(`trainer.gradient_clip_val=1.0`), or `trainer.precision=bf16` instead of fp16.")
+        lines.append(
+            "Try a lower learning rate (e.g. `optimizer.lr=` a tenth of now), gradient clipping "
+            "(`trainer.gradient_clip_val=1.0`), or `trainer.precision=bf16` instead of fp16."
+        )
         self.state.stop_reason = "diverged"
         raise TrainingDiverged(" ".join(lines))
 
@@ -293,8 +350,15 @@ class Trainer:
             "best_metrics": dict(self.best_metrics),
         }
 
-    def _restore(self, checkpoint: dict[str, Any], task: Task, optimization: Optimization, state: TrainState,
-                 early_stopping: EarlyStopping, keeper: CheckpointKeeper | None) -> None:
+    def _restore(
+        self,
+        checkpoint: dict[str, Any],
+        task: Task,
+        optimization: Optimization,
+        state: TrainState,
+        early_stopping: EarlyStopping,
+        keeper: CheckpointKeeper | None,
+    ) -> None:
         load_model_state(self.model, checkpoint["model"])
         optimization.load_state_dict(checkpoint["optimization"])
         for key, value in checkpoint["progress"].items():
@@ -306,7 +370,12 @@ class Trainer:
         self.last_validation = dict(checkpoint.get("metrics", {}))
         self.best_metrics = dict(checkpoint.get("best_metrics", {}))
         restore_rng_state(checkpoint["rng"])
-        log.info("Resumed at epoch %d, batch %d, step %d.", state.epoch + 1, state.batch_in_epoch, state.global_step)
+        log.info(
+            "Resumed at epoch %d, batch %d, step %d.",
+            state.epoch + 1,
+            state.batch_in_epoch,
+            state.global_step,
+        )
 
     def _summary(self, state: TrainState) -> dict[str, Any]:
         return {
@@ -327,6 +396,8 @@ def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
         model.load_state_dict(state_dict)
     except RuntimeError as error:
         details = " ".join(str(error).split())[:400]
-        raise DlxError(f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
-                       "with another model or other model settings: drop the model overrides, or use a "
-                       "checkpoint of this model.") from error
+        raise DlxError(
+            f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
+            "with another model or other model settings: drop the model overrides, or use a "
+            "checkpoint of this model."
+        ) from error

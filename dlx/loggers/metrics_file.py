@@ -17,12 +17,17 @@ class MetricsFile:
 
     def _drop_records_after(self, step: int) -> None:
         """A resumed run repeats the steps after its checkpoint; keep one record of each."""
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in record.items()}
+        clean = {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in record.items()
+        }
         self.handle.write(json.dumps(clean) + "\n")
         self.handle.flush()
 

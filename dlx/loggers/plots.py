@@ -26,13 +26,17 @@ def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None =
         return [p[0] for p in points], [p[1] for p in points]
 
     metric = monitor if monitor and monitor != "val/loss" else None
-    panels = [("loss", ["train/loss", "val/loss"])] + ([(metric, [metric])] if metric else []) + [("lr", ["lr"])]
+    panels = (
+        [("loss", ["train/loss", "val/loss"])] + ([(metric, [metric])] if metric else []) + [("lr", ["lr"])]
+    )
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
     for axis, (title, keys) in zip(np.atleast_1d(axes), panels, strict=True):
         for key in keys:
             steps, values = series(key)
             if steps:
-                axis.plot(steps, values, marker="o" if key.startswith("val/") else None, markersize=3, label=key)
+                axis.plot(
+                    steps, values, marker="o" if key.startswith("val/") else None, markersize=3, label=key
+                )
         axis.set_title(title)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
@@ -60,8 +64,15 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
         for row in ticks:
             for column in ticks:
                 value = int(matrix[row, column])
-                axis.text(column, row, value, ha="center", va="center", fontsize=8,
-                          color="white" if value > threshold else "black")
+                axis.text(
+                    column,
+                    row,
+                    value,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > threshold else "black",
+                )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -21,8 +21,9 @@ class RunLogger:
 
     def log(self, metrics: dict[str, Any], step: int, epoch: int) -> None:
         if self.metrics_file is not None:
-            self.metrics_file.write({"step": step, "epoch": epoch, "time": round(time.time() - self.started, 3),
-                                     **metrics})
+            self.metrics_file.write(
+                {"step": step, "epoch": epoch, "time": round(time.time() - self.started, 3), **metrics}
+            )
         if self.wandb_run is not None:
             self.wandb_run.log({**metrics, "epoch": epoch}, step=step)
 

@@ -34,24 +34,37 @@ class WandbRun:
         import wandb
 
         arguments = dict(
-            dir=str(run_folder), project=settings.project, entity=settings.entity, group=settings.group,
-            tags=list(settings.tags) or None, config=config, name=run_folder.name, id=run_id, resume="allow",
+            dir=str(run_folder),
+            project=settings.project,
+            entity=settings.entity,
+            group=settings.group,
+            tags=list(settings.tags) or None,
+            config=config,
+            name=run_folder.name,
+            id=run_id,
+            resume="allow",
             settings=wandb.Settings(init_timeout=float(settings.init_timeout), console="off", silent=True),
         )
         if self.mode == "online":
             try:
                 self.run = wandb.init(mode="online", **arguments)
             except Exception as error:  # unreachable server, bad key, timeout
-                log.warning("W&B online init failed (%s); logging offline instead. Upload later with "
-                            "`wandb sync %s`.", str(error).splitlines()[0][:160], run_folder / "wandb")
+                log.warning(
+                    "W&B online init failed (%s); logging offline instead. Upload later with "
+                    "`wandb sync %s`.",
+                    str(error).splitlines()[0][:160],
+                    run_folder / "wandb",
+                )
                 self.mode = "offline"
                 wandb.teardown()  # a failed online start can leave the shared W&B service unusable
         if self.run is None:
             try:
                 self.run = wandb.init(mode="offline", **arguments)
             except Exception as error:
-                log.warning("W&B could not start (%s); continuing without it. metrics.jsonl has every metric.",
-                            str(error).splitlines()[0][:160])
+                log.warning(
+                    "W&B could not start (%s); continuing without it. metrics.jsonl has every metric.",
+                    str(error).splitlines()[0][:160],
+                )
                 self.mode = "disabled"
 
     @staticmethod
@@ -60,8 +73,10 @@ class WandbRun:
             return mode
         if has_api_key():
             return "online"
-        log.info("W&B: not logged in, logging offline. `wandb login` to log online; `wandb sync <run>/wandb` "
-                 "uploads an offline run.")
+        log.info(
+            "W&B: not logged in, logging offline. `wandb login` to log online; `wandb sync <run>/wandb` "
+            "uploads an offline run."
+        )
         return "offline"
 
     @property
@@ -74,8 +89,11 @@ class WandbRun:
         try:
             function(*args, **kwargs)
         except Exception as error:
-            log.warning("W&B %s failed (%s); W&B logging is off for the rest of the run, metrics.jsonl "
-                        "continues.", action, str(error).splitlines()[0][:160])
+            log.warning(
+                "W&B %s failed (%s); W&B logging is off for the rest of the run, metrics.jsonl continues.",
+                action,
+                str(error).splitlines()[0][:160],
+            )
             self.run = None
 
     def log(self, metrics: dict[str, Any], step: int) -> None:

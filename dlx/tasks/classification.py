@@ -17,14 +17,22 @@ class ClassificationTask(Task):
     def __init__(self, model: nn.Module, num_classes: int, label_smoothing: float = 0.0):
         super().__init__(model)
         from torchmetrics import MeanMetric
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassConfusionMatrix,
+            MulticlassF1Score,
+        )
 
         if num_classes < 2:
-            raise DlxError(f"task.num_classes must be at least 2, got {num_classes}. For one continuous "
-                           "target use `task=regression`.")
+            raise DlxError(
+                f"task.num_classes must be at least 2, got {num_classes}. For one continuous "
+                "target use `task=regression`."
+            )
         if not 0.0 <= label_smoothing < 1.0:
-            raise DlxError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}. Type e.g. "
-                           "`task.label_smoothing=0.1`.")
+            raise DlxError(
+                f"task.label_smoothing must be in [0, 1), got {label_smoothing}. Type e.g. "
+                "`task.label_smoothing=0.1`."
+            )
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         metrics = {

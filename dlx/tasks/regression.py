@@ -19,15 +19,19 @@ class RegressionTask(Task):
         from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
         if loss not in LOSSES:
-            raise DlxError(f"task.loss '{loss}' is unknown.{did_you_mean(loss, LOSSES)} Choose one of: "
-                           f"{', '.join(LOSSES)} (e.g. `task.loss=l1`).")
+            raise DlxError(
+                f"task.loss '{loss}' is unknown.{did_you_mean(loss, LOSSES)} Choose one of: "
+                f"{', '.join(LOSSES)} (e.g. `task.loss=l1`)."
+            )
         self.loss_function = LOSSES[loss]
-        self.metrics = nn.ModuleDict({
-            "loss": MeanMetric(),
-            "mae": MeanAbsoluteError(),
-            "rmse": MeanSquaredError(squared=False),
-            "r2": R2Score(),
-        })
+        self.metrics = nn.ModuleDict(
+            {
+                "loss": MeanMetric(),
+                "mae": MeanAbsoluteError(),
+                "rmse": MeanSquaredError(squared=False),
+                "r2": R2Score(),
+            }
+        )
 
     def _predict(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.model(inputs).float().reshape(targets.shape)

@@ -6,8 +6,12 @@ from dlx.config.paths import configs_dir
 from dlx.config.validate import validate_config
 from dlx.errors import DlxError
 
-GROUP_OPTIONS = [(group.name, path.stem) for group in sorted(configs_dir().iterdir()) if group.is_dir()
-                 for path in sorted(group.glob("*.yaml"))]
+GROUP_OPTIONS = [
+    (group.name, path.stem)
+    for group in sorted(configs_dir().iterdir())
+    if group.is_dir()
+    for path in sorted(group.glob("*.yaml"))
+]
 DATA_NEEDS = {"tabular": ["data.path=table.csv", "data.target=y"]}
 
 
@@ -42,29 +46,35 @@ def test_override_grammar():
     assert cfg.task.num_classes == 10  # ${data.num_classes}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
-    (["model=cnnn"], "Did you mean 'cnn'"),
-    (["recipe=mnist"], "Available:"),
-    (["groupp=x"], "Could not override 'groupp'"),
-    (["model.channels=[16,"], "Cannot parse an override"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+        (["model=cnnn"], "Did you mean 'cnn'"),
+        (["recipe=mnist"], "Available:"),
+        (["groupp=x"], "Could not override 'groupp'"),
+        (["model.channels=[16,"], "Cannot parse an override"),
+    ],
+)
 def test_composition_errors_name_the_fix(overrides, message):
     with pytest.raises(DlxError, match=message):
         compose_config(overrides)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["+trainer.max_epoch=3"], "Unknown key 'trainer.max_epoch'. Did you mean 'max_epochs'"),
-    (["optimizer.lr=abc"], "expected float"),
-    (["trainer.max_epochs=2.5"], "expected int"),
-    (["model.hidden_sizes=[a,b]"], "model.hidden_sizes"),
-    (["+model.widht=3"], "Valid keys for this model"),
-    (["trainer.mode=maximum"], "trainer.mode=maximum is not one of min, max"),
-    (["trainer.accumulate_grad_batches=0"], "at least 1"),
-    (["+foo=1"], "Unknown top-level key 'foo'"),
-    (["data=tabular"], "'data.path' must be set"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["+trainer.max_epoch=3"], "Unknown key 'trainer.max_epoch'. Did you mean 'max_epochs'"),
+        (["optimizer.lr=abc"], "expected float"),
+        (["trainer.max_epochs=2.5"], "expected int"),
+        (["model.hidden_sizes=[a,b]"], "model.hidden_sizes"),
+        (["+model.widht=3"], "Valid keys for this model"),
+        (["trainer.mode=maximum"], "trainer.mode=maximum is not one of min, max"),
+        (["trainer.accumulate_grad_batches=0"], "at least 1"),
+        (["+foo=1"], "Unknown top-level key 'foo'"),
+        (["data=tabular"], "'data.path' must be set"),
+    ],
+)
 def test_validation_names_the_key_and_the_fix(overrides, message):
     with pytest.raises(DlxError, match=message):
         validate_config(compose_config(overrides))
@@ -73,10 +83,18 @@ def test_validation_names_the_key_and_the_fix(overrides, message):
 def test_user_config_dir_adds_options_and_recipes(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "wide_mlp.yaml").write_text(
-        "name: mlp\ninput_shape: ${data.input_shape}\nnum_outputs: ${data.num_outputs}\nhidden_sizes: [1024]\n")
+        "name: mlp\ninput_shape: ${data.input_shape}\nnum_outputs: ${data.num_outputs}\n"
+        "hidden_sizes: [1024]\n"
+    )
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "my_digits.yaml").write_text(
-        "# @package _global_\n# Result: mine\ndefaults:\n  - override /model: wide_mlp\nexperiment: mine\n")
+        "# @package _global_\n# Result: mine\ndefaults:\n  - override /model: wide_mlp\nexperiment: mine\n"
+    )
     cfg = validate_config(compose_config(["recipe=my_digits"], [tmp_path]))
     assert cfg.experiment == "mine" and cfg.model.hidden_sizes == [1024]
     assert "my_digits" in list_recipes([tmp_path])
+
+
+def test_plus_on_a_key_the_option_already_has_sets_it():
+    cfg = validate_config(compose_config(["recipe=mnist_cnn", "+model.dropout=0.2"]))
+    assert cfg.model.dropout == 0.2

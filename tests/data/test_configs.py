@@ -16,7 +16,8 @@ REQUIRED_FROM_USER = {"tabular": {"path": "table.csv", "target": "label"}}  # `?
 def resolved_config(name: str) -> dict:
     data = OmegaConf.load(CONFIG_FOLDER / f"{name}.yaml")
     data.merge_with(REQUIRED_FROM_USER.get(name, {}))
-    return OmegaConf.to_container(OmegaConf.create({"seed": 7, "data": data}), resolve=True)["data"]
+    root = OmegaConf.create({"seed": 7, "task": {"name": "classification"}, "data": data})
+    return OmegaConf.to_container(root, resolve=True)["data"]
 
 
 def test_every_registered_data_set_has_a_config():

@@ -41,7 +41,9 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content, message", [(b"", "unreadable"), (b"not a checkpoint at all", "unreadable")])
+@pytest.mark.parametrize(
+    "content, message", [(b"", "unreadable"), (b"not a checkpoint at all", "unreadable")]
+)
 def test_truncated_or_foreign_files_are_explained(tmp_path, content, message):
     path = tmp_path / "broken.ckpt"
     path.write_bytes(content)

@@ -14,8 +14,15 @@ def test_default_run_writes_the_whole_run_folder():
     summary = train_run("trainer.max_epochs=3")
     folder = only_run_folder()
     assert folder.parent.name == "digits_mlp"
-    for name in ["config.yaml", "metrics.jsonl", "train.log", "curves.png", "summary.json",
-                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"]:
+    for name in [
+        "config.yaml",
+        "metrics.jsonl",
+        "train.log",
+        "curves.png",
+        "summary.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+    ]:
         assert (folder / name).is_file(), name
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "val/acc" in r] == [1, 2, 3]
@@ -43,8 +50,13 @@ def _crash_at_call(monkeypatch, call_number):
 def test_interrupted_and_resumed_run_ends_bitwise_equal(tmp_path, monkeypatch):
     from dlx.train import train
 
-    common = ["trainer.max_epochs=3", "trainer.deterministic=true", "trainer.checkpoint_every_n_steps=4",
-              "model.dropout=0.2", "model.batch_norm=true"]
+    common = [
+        "trainer.max_epochs=3",
+        "trainer.deterministic=true",
+        "trainer.checkpoint_every_n_steps=4",
+        "model.dropout=0.2",
+        "model.batch_norm=true",
+    ]
     train_run(*common, "output_dir=uninterrupted")
     reference = load_checkpoint(only_run_folder(tmp_path / "uninterrupted") / "checkpoints" / "last.ckpt")
 
@@ -106,13 +118,23 @@ def test_gradient_clipping_bounds_the_norm_seen_by_the_optimizer(monkeypatch):
     train_run("optimizer=sgd", "optimizer.lr=0.5", "trainer.gradient_clip_val=0.05", "trainer.max_epochs=1")
     assert norms and max(norms) <= 0.05 + 1e-5
     folder = only_run_folder()
-    logged = [json.loads(line).get("grad_norm") for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    logged = [
+        json.loads(line).get("grad_norm") for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
     assert any(n is not None and n > 0.05 for n in logged), "the logged norm is the one before clipping"
 
 
 def test_accumulating_k_batches_equals_one_k_times_larger_batch(tmp_path):
-    common = ["optimizer=sgd", "optimizer.momentum=0.0", "optimizer.weight_decay=0.0", "optimizer.lr=0.5",
-              "scheduler=constant", "trainer.max_steps=3", "trainer.max_epochs=null", "data.drop_last=true"]
+    common = [
+        "optimizer=sgd",
+        "optimizer.momentum=0.0",
+        "optimizer.weight_decay=0.0",
+        "optimizer.lr=0.5",
+        "scheduler=constant",
+        "trainer.max_steps=3",
+        "trainer.max_epochs=null",
+        "data.drop_last=true",
+    ]
     train_run(*common, "data.batch_size=64", "output_dir=big")
     train_run(*common, "data.batch_size=16", "trainer.accumulate_grad_batches=4", "output_dir=small")
     big = load_checkpoint(only_run_folder(tmp_path / "big") / "checkpoints" / "last.ckpt")
@@ -164,3 +186,38 @@ def test_max_steps_and_val_every_n_steps():
 def test_unknown_monitor_names_the_metrics_that_exist():
     with pytest.raises(DlxError, match="Did you mean 'val/acc'"):
         train_run("trainer.monitor=val/accuracy", "trainer.mode=max")
+
+
+def test_regression_on_a_csv_end_to_end(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    features = torch.rand(400, 2, generator=generator) * 2 - 1
+    target = 3 * features[:, 0] - 2 * features[:, 1]
+    rows = zip(features.tolist(), target.tolist(), strict=True)
+    lines = ["a,b,y"] + [f"{a:.6f},{b:.6f},{y:.6f}" for (a, b), y in rows]
+    (tmp_path / "table.csv").write_text("\n".join(lines) + "\n")
+    summary = train_run(
+        "data=tabular",
+        "task=regression",
+        "data.path=table.csv",
+        "data.target=y",
+        "trainer.max_epochs=15",
+        "optimizer.lr=0.01",
+    )
+    assert summary["best_metrics"]["val/r2"] > 0.95
+    assert set(summary["best_metrics"]) == {"val/loss", "val/mae", "val/rmse", "val/r2"}
+
+
+def test_channels_last_cnn_with_plain_progress_lines(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="dlx")
+    logging.getLogger("dlx").propagate = True
+    summary = train_run(
+        "model=cnn",
+        "model.channels=[8,16]",
+        "trainer.channels_last=true",
+        "trainer.progress=plain",
+        "trainer.max_epochs=1",
+    )
+    assert math.isfinite(summary["best_metrics"]["val/loss"])
+    assert "epoch 1 step 10" in caplog.text and "validation" in caplog.text

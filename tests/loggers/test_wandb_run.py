@@ -25,8 +25,14 @@ def test_online_mode_without_a_reachable_server_falls_back_to_offline_quickly(mo
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     started = time.perf_counter()
-    train_run("logger=wandb", "logger.mode=auto", "logger.init_timeout=2", "trainer.max_epochs=1",
-              "trainer.progress=none", fast=False)
+    train_run(
+        "logger=wandb",
+        "logger.mode=auto",
+        "logger.init_timeout=2",
+        "trainer.max_epochs=1",
+        "trainer.progress=none",
+        fast=False,
+    )
     assert time.perf_counter() - started < 30
     assert "logging offline instead" in caplog.text
     assert b"val/acc" in _wandb_file(only_run_folder())
@@ -39,8 +45,9 @@ def test_an_error_inside_wandb_never_stops_training(monkeypatch, caplog):
         raise RuntimeError("wandb exploded")
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", broken_log)
-    summary = train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", "trainer.progress=none",
-                        fast=False)
+    summary = train_run(
+        "logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", "trainer.progress=none", fast=False
+    )
     assert summary["epochs"] == 2
     assert "W&B log failed" in caplog.text
     records = [json.loads(line) for line in (only_run_folder() / "metrics.jsonl").read_text().splitlines()]
@@ -61,7 +68,9 @@ def test_auto_mode_goes_online_only_with_an_api_key(monkeypatch, tmp_path, key_s
     if key_source == "env":
         monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     netrc = tmp_path / "netrc"
-    netrc.write_text("machine api.wandb.ai login user password " + "p" * 40 + "\n" if key_source == "netrc" else "")
+    netrc.write_text(
+        "machine api.wandb.ai login user password " + "p" * 40 + "\n" if key_source == "netrc" else ""
+    )
     monkeypatch.setenv("NETRC", str(netrc))
     assert has_api_key() == (key_source != "none")
 
