@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,13 @@ def train(
 
 
 def fit_config(
-    cfg: DictConfig, checkpoint: dict[str, Any] | None = None, run_folder: Path | None = None
+    cfg: DictConfig,
+    checkpoint: dict[str, Any] | None = None,
+    run_folder: Path | None = None,
+    validation_listeners: Sequence[Callable[[int, float, dict[str, float]], None]] = (),
 ) -> dict[str, Any]:
-    """Train the run a validated config describes; resume from ``checkpoint`` into ``run_folder``."""
+    """Train the run a validated config describes, in ``run_folder`` (default: a new one under
+    ``cfg.output_dir``); resume from ``checkpoint``. Listeners hear every validation (see Trainer)."""
     from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
     from dlx.engine.trainer import Trainer, seed_everything
@@ -66,6 +71,8 @@ def fit_config(
         run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
     if not writes_files:
         run_folder = None
+    if run_folder is not None:
+        (run_folder / "checkpoints").mkdir(parents=True, exist_ok=True)
 
     handler = None
     logger = RunLogger()
@@ -83,7 +90,7 @@ def fit_config(
             ),
         )
         log.info("Run folder: %s", run_folder)
-    trainer = Trainer(cfg.trainer, run_folder, logger, config_yaml)
+    trainer = Trainer(cfg.trainer, run_folder, logger, config_yaml, validation_listeners)
     exit_code = 1
     try:
         summary = trainer.fit(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,18 @@ def parse_duration(value: float | str | None) -> float | None:
 
 
 class Trainer:
-    def __init__(self, config: DictConfig, run_folder: Path | None, logger: RunLogger, config_yaml: str):
+    def __init__(
+        self,
+        config: DictConfig,
+        run_folder: Path | None,
+        logger: RunLogger,
+        config_yaml: str,
+        validation_listeners: Sequence[Callable[[int, float, dict[str, float]], None]] = (),
+    ):
         self.config = config
+        # Called with (step, monitored score, metrics) after each validation and its checkpoint, e.g. by a
+        # sweep that prunes hopeless trials by raising.
+        self.validation_listeners = list(validation_listeners)
         self.run_folder = run_folder  # None: write no files (fast_dev_run)
         self.logger = logger
         self.config_yaml = config_yaml
@@ -299,6 +309,8 @@ class Trainer:
             checkpoint = self._checkpoint_state(task)
             self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
             self.keeper.save_last(checkpoint)
+        for listener in self.validation_listeners:
+            listener(state.global_step, score, metrics)
 
     def _check_finite_losses(self, stop_on_nonfinite: bool) -> None:
         """One host sync for all losses since the last check, so the hot loop never waits on the device."""

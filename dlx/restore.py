@@ -1,0 +1,56 @@
+"""Rebuild a trained run from its checkpoint alone: config, data, model with weights, task.
+
+`dlx eval`, `dlx export` and `dlx predict` start here; the original config files are not needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.errors import DlxError
+
+
+@dataclass
+class RestoredRun:
+    checkpoint_path: Path
+    checkpoint: dict[str, Any]
+    cfg: DictConfig
+    data: Any  # a set-up DataModule
+    model: Any  # torch.nn.Module with the checkpoint's weights, in eval mode
+    task: Any
+
+    @property
+    def run_folder(self) -> Path:
+        parent = self.checkpoint_path.resolve().parent
+        return parent.parent if parent.name == "checkpoints" else parent
+
+
+def restore_run(
+    path: Path, overrides: list[str] | None = None, trust_checkpoint: bool = False
+) -> RestoredRun:
+    from dlx.build import apply_overrides, build_data, build_model, build_task, untrusted_targets
+    from dlx.config.validate import validate_config
+    from dlx.engine.checkpoint import load_checkpoint
+    from dlx.engine.trainer import load_model_state
+
+    checkpoint = load_checkpoint(path)
+    cfg = OmegaConf.create(checkpoint["config"])
+    foreign = untrusted_targets(OmegaConf.to_container(cfg))
+    if foreign and not trust_checkpoint:
+        raise DlxError(
+            f"The checkpoint's config names code outside dlx ({', '.join(foreign)}); loading it would "
+            "import and run that code. If you trust where this file came from, add "
+            "`--trust-checkpoint`."
+        )
+    cfg = apply_overrides(cfg, overrides or [])
+    validate_config(cfg)
+    data = build_data(cfg)
+    model = build_model(cfg)
+    load_model_state(model, checkpoint["model"])
+    model.eval()
+    task = build_task(cfg, model)
+    return RestoredRun(Path(path), checkpoint, cfg, data, model, task)
