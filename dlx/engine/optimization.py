@@ -51,7 +51,8 @@ class Optimization:
         self.stepped = False
 
     def backward(self, loss: torch.Tensor) -> None:
-        loss = loss / self.accumulate_grad_batches
+        if self.accumulate_grad_batches > 1:
+            loss = loss / self.accumulate_grad_batches
         if self.precision.scaler is not None:
             loss = self.precision.scaler.scale(loss)
         loss.backward()
@@ -64,14 +65,17 @@ class Optimization:
         optimizer, scaler = setup.optimizer, self.precision.scaler
         if scaler is not None:
             scaler.unscale_(optimizer)  # clipping must see true gradient sizes
-        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if self.clip_value is not None and self.clip_algorithm == "norm":
-            self.grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.clip_value)
-        else:
-            if self.clip_value is not None:
-                torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
-            if self.measure_grad_norm and parameters:
-                self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        if self.clip_value is not None or self.measure_grad_norm:
+            parameters = [
+                p for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+            ]
+            if self.clip_value is not None and self.clip_algorithm == "norm":
+                self.grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.clip_value)
+            else:
+                if self.clip_value is not None:
+                    torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
+                if self.measure_grad_norm and parameters:
+                    self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
         if scaler is not None:
             scaler.step(optimizer)
         else:

@@ -163,7 +163,7 @@ class Trainer:
         progress = ProgressDisplay("none" if fast_dev_run else cfg.progress, max_epochs)
         started = time.perf_counter()
         self._pending_losses: list[tuple[int, torch.Tensor]] = []
-        loss_sum, loss_count = torch.zeros((), device=self.device), 0
+        losses_since_log: list[torch.Tensor] = []  # kept on the device: no host sync per step
         samples_since_log, log_clock = 0, time.perf_counter()
         task.train()
         try:
@@ -188,8 +188,7 @@ class Trainer:
                     loss = task.train_batch(batch, optimization)
                     optimization.end_batch()
                     self._pending_losses.append((state.global_step + 1, loss))
-                    loss_sum += loss
-                    loss_count += 1
+                    losses_since_log.append(loss)
                     samples_since_log += len(batch[0])
                     state.batch_in_epoch = batch_index + 1
                     progress.advance()
@@ -201,7 +200,7 @@ class Trainer:
                         self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
                         now = time.perf_counter()
                         record = {
-                            "train/loss": float(loss_sum) / max(loss_count, 1),
+                            "train/loss": float(torch.stack(losses_since_log).float().mean()),
                             "lr": optimization.learning_rate(),
                             "samples_per_sec": samples_since_log / max(now - log_clock, 1e-9),
                         }
@@ -209,8 +208,8 @@ class Trainer:
                             record["grad_norm"] = float(optimization.grad_norm)
                         self.logger.log(record, step=state.global_step, epoch=state.epoch)
                         progress.show_train(state.epoch, state.global_step, record)
-                        loss_sum.zero_()
-                        loss_count, samples_since_log, log_clock = 0, 0, now
+                        losses_since_log.clear()
+                        samples_since_log, log_clock = 0, now
 
                     end_of_epoch = state.batch_in_epoch == batches_per_epoch
                     if (
