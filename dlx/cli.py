@@ -70,7 +70,9 @@ def train(
     """Train a model: compose the config, build everything from the registries, run the trainer."""
     from dlx.train import train as train_run
 
-    _run(lambda: train_run(overrides or [], config_dirs or [], resume))
+    summary = _run(lambda: train_run(overrides or [], config_dirs or [], resume))
+    if summary.get("stop_reason") == "interrupted":
+        raise typer.Exit(128 + (summary.get("signal") or 2))  # the shell's convention: 130 for Ctrl-C
 
 
 @app.command(
@@ -93,6 +95,68 @@ def evaluate(
     from dlx.evaluate import evaluate_checkpoint
 
     _run(lambda: evaluate_checkpoint(checkpoint, overrides or [], trust_checkpoint))
+
+
+@app.command(
+    "export",
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n"
+        "  dlx export onnx outputs/<experiment>/<run>/checkpoints/best.ckpt\n\n"
+        "  dlx export onnx outputs/<experiment>/<run>/checkpoints/best.ckpt --opset 18 --quantize int8\n\n"
+        "  dlx export torchscript outputs/<experiment>/<run>/checkpoints/best.ckpt\n\n"
+        "  dlx export pt2 outputs/<experiment>/<run>/checkpoints/best.ckpt --out deploy/model.pt2"
+    ),
+)
+def export(
+    export_format: str = typer.Argument(..., metavar="FORMAT", help="onnx, torchscript or pt2."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
+    overrides: list[str] = OVERRIDES,
+    out: Path = typer.Option(None, "--out", help="The file to write (default: model.<format> beside CKPT)."),
+    opset: int = typer.Option(None, "--opset", help="ONNX opset to write (default 18)."),
+    quantize: str = typer.Option(None, "--quantize", help="int8: dynamic quantization (onnx, torchscript)."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the comparison with the PyTorch model."),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
+    ),
+) -> None:
+    """Export a checkpoint to ONNX, TorchScript or torch.export (.pt2), then check that the file computes
+    what the PyTorch model computes (max difference, argmax agreement, latency); exit 1 if it does not."""
+    from dlx.export.command import export_checkpoint
+
+    _run(
+        lambda: export_checkpoint(
+            export_format, checkpoint, out, overrides or [], opset, quantize, not no_check, trust_checkpoint
+        )
+    )
+
+
+@app.command(
+    "predict",
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n"
+        "  dlx predict model.onnx digit1.png digit2.png --top-k 3\n\n"
+        "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt data.split=test --limit 16\n\n"
+        "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt photo.jpg"
+    ),
+)
+def predict(
+    source: Path = typer.Argument(..., help="An ONNX file written by dlx export, or a checkpoint."),
+    inputs: list[str] = typer.Argument(
+        None, help="Image files; for a checkpoint also Hydra overrides (data.split=test).", show_default=False
+    ),
+    top_k: int = typer.Option(1, "--top-k", help="How many classes to show per input."),
+    limit: int = typer.Option(16, "--limit", help="How many samples of data.split (checkpoint, no images)."),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
+    ),
+) -> None:
+    """Classify images (or samples of a data split) with an exported ONNX file or a checkpoint; an ONNX file
+    carries its own preprocessing and classes, and runs with onnxruntime alone."""
+    from dlx.predict import predict as predict_inputs
+
+    _run(lambda: predict_inputs(source, inputs or [], top_k, limit, trust_checkpoint))
 
 
 @app.command("ls", epilog="Examples:\n\n  dlx ls\n\n  dlx ls models\n\n  dlx ls recipes")
@@ -123,6 +187,52 @@ def show_config(
     from dlx.listing import print_config
 
     _run(lambda: print_config(overrides or [], config_dirs or [], as_yaml))
+
+
+@app.command(
+    context_settings=EXTRA_ARGS,
+    epilog=(
+        "Examples:\n\n"
+        "  dlx sweep model=cnn data=digits optimizer.lr=1e-4,3e-4,1e-3,3e-3\n\n"
+        "  dlx sweep recipe=mnist_cnn 'optimizer.lr=tag(log, interval(1e-5, 1e-1))' \\\n"
+        "      'optimizer.weight_decay=choice(0, 0.01, 0.1)' --trials 20 --jobs 2\n\n"
+        "  dlx sweep sweep=lr_range recipe=mnist_cnn\n\n"
+        "  dlx sweep --resume outputs/sweeps/<name>/<sweep>\n\n"
+        "  dlx sweep show outputs/sweeps/<name>/<sweep>"
+    ),
+)
+def sweep(
+    overrides: list[str] = typer.Argument(
+        None,
+        help="Overrides; those with several values (a,b  choice()  interval() ...) are swept.",
+        show_default=False,
+    ),
+    trials: int = typer.Option(None, "--trials", help="Trials of a search (default 20); a grid runs all."),
+    jobs: int = typer.Option(None, "--jobs", help="Trials at once (local processes or Slurm jobs)."),
+    sampler: str = typer.Option(
+        None, "--sampler", help="tpe | random | grid (default: grid if all discrete)."
+    ),
+    pruner: str = typer.Option(
+        None, "--pruner", help="median | hyperband | none (default: median if searching)."
+    ),
+    launcher: str = typer.Option(
+        None, "--launcher", help="local | slurm (submitit; settings: sweep.slurm.*)."
+    ),
+    resume: str = typer.Option(
+        None, "--resume", help="Continue a sweep folder (or join a sweep id in --storage)."
+    ),
+    storage: str = typer.Option(None, "--storage", help="A database URL shared by several machines."),
+    config_dirs: list[Path] = CONFIG_DIRS,
+) -> None:
+    """Sweep hyperparameters: a grid, or an Optuna search with pruning; `dlx sweep show DIR` reports one."""
+    from dlx.sweep.command import run_sweep, show_sweep
+
+    arguments = overrides or []
+    if arguments[:1] == ["show"]:
+        _run(lambda: show_sweep(arguments[1:], storage))
+        return
+    flags = {"trials": trials, "jobs": jobs, "sampler": sampler, "pruner": pruner, "launcher": launcher}
+    _run(lambda: run_sweep(arguments, config_dirs or [], flags, resume, storage))
 
 
 def main() -> None:

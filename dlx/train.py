@@ -122,6 +122,12 @@ def fit_config(
         if handler is not None:
             detach_train_log(handler)
     print_training_summary(summary, run_folder)
+    if summary["stop_reason"] == "interrupted":
+        summary["signal"] = trainer.interrupt.signal_number
+        if run_folder is not None:
+            log.warning(
+                "Interrupted. Continue exactly where it stopped with:\n  dlx train --resume %s", run_folder
+            )
     return summary
 
 

@@ -26,6 +26,7 @@ from dlx.data.base import DataModule
 from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
 from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, move_batch
+from dlx.engine.interrupts import GracefulStop
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
 from dlx.engine.progress import ProgressDisplay
@@ -166,6 +167,7 @@ class Trainer:
         losses_since_log: list[torch.Tensor] = []  # kept on the device: no host sync per step
         samples_since_log, log_clock = 0, time.perf_counter()
         task.train()
+        self.interrupt = GracefulStop().install()
         try:
             while state.stop_reason is None:
                 if max_epochs is not None and state.epoch >= max_epochs:
@@ -226,7 +228,9 @@ class Trainer:
                     ):
                         self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
                         keeper.save_last(self._checkpoint_state(task))
-                    if cfg.max_steps and state.global_step >= cfg.max_steps:
+                    if self.interrupt.requested:
+                        state.stop_reason = "interrupted"
+                    elif cfg.max_steps and state.global_step >= cfg.max_steps:
                         state.stop_reason = "max_steps"
                     elif (
                         self.max_time
@@ -251,6 +255,10 @@ class Trainer:
                         channels_last=cfg.channels_last,
                     )
                     state.stop_reason = "fast_dev_run"
+                elif state.stop_reason == "interrupted":
+                    if keeper:
+                        self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
+                        keeper.save_last(self._checkpoint_state(task))
                 elif self.validated_at_step == state.global_step:
                     pass  # a stop decided by a validation that just ran and saved
                 elif epoch_finished and state.epoch % cfg.val_every_n_epochs == 0 or state.stop_reason:
@@ -259,6 +267,7 @@ class Trainer:
                     self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
                     keeper.save_last(self._checkpoint_state(task))
         finally:
+            self.interrupt.uninstall()
             progress.close()
             state.elapsed_seconds += time.perf_counter() - started
         return self._summary(state)

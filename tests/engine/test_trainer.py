@@ -221,3 +221,39 @@ def test_channels_last_cnn_with_plain_progress_lines(caplog):
     )
     assert math.isfinite(summary["best_metrics"]["val/loss"])
     assert "epoch 1 step 10" in caplog.text and "validation" in caplog.text
+
+
+def test_sigint_saves_a_resumable_checkpoint_at_the_next_step_and_resume_finishes_exactly(
+    tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from dlx.train import train
+
+    common = ["trainer.max_epochs=2", "trainer.deterministic=true", "model.dropout=0.1"]
+    train_run(*common, "output_dir=reference")
+    reference = load_checkpoint(only_run_folder(tmp_path / "reference") / "checkpoints" / "last.ckpt")
+
+    original = ClassificationTask.training_step
+    calls = {"n": 0}
+
+    def interrupting(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 13
+        return original(self, batch)
+
+    monkeypatch.setattr(ClassificationTask, "training_step", interrupting)
+    summary = train_run(*common, "output_dir=interrupted")
+    monkeypatch.undo()
+    assert summary["stop_reason"] == "interrupted" and summary["signal"] == signal.SIGINT
+    folder = only_run_folder(tmp_path / "interrupted")
+    saved = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    assert saved["progress"]["global_step"] == 13 and saved["progress"]["batch_in_epoch"] == 13
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers are given back
+
+    train([], resume=folder)
+    resumed = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    for key, tensor in reference["model"].items():
+        assert torch.equal(tensor, resumed["model"][key]), key
