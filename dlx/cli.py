@@ -66,11 +66,14 @@ def train(
     overrides: list[str] = OVERRIDES,
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted run folder exactly."),
     config_dirs: list[Path] = CONFIG_DIRS,
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="With --resume: allow _target_ classes outside dlx in its config."
+    ),
 ) -> None:
     """Train a model: compose the config, build everything from the registries, run the trainer."""
     from dlx.train import train as train_run
 
-    summary = _run(lambda: train_run(overrides or [], config_dirs or [], resume))
+    summary = _run(lambda: train_run(overrides or [], config_dirs or [], resume, trust_checkpoint))
     if summary.get("stop_reason") == "interrupted":
         raise typer.Exit(128 + (summary.get("signal") or 2))  # the shell's convention: 130 for Ctrl-C
 

@@ -23,7 +23,8 @@ def evaluate_checkpoint(path: Path, overrides: list[str], trust_checkpoint: bool
         f"{split}/{k}": v for k, v in evaluate(task, run.data.loader(split), device, precision).items()
     }
 
-    folder = run.run_folder / "eval" / split
+    stem = Path(path).stem
+    folder = run.run_folder / "eval" / (split if stem == "best" else f"{split}-{stem}")
     folder.mkdir(parents=True, exist_ok=True)
     extra = task.save_report(folder, list(cfg.data.class_names) if cfg.data.get("class_names") else None)
     results = {

@@ -29,24 +29,30 @@ class RestoredRun:
         return parent.parent if parent.name == "checkpoints" else parent
 
 
-def restore_run(
-    path: Path, overrides: list[str] | None = None, trust_checkpoint: bool = False
-) -> RestoredRun:
-    from dlx.build import apply_overrides, build_data, build_model, build_task, untrusted_targets
-    from dlx.config.validate import validate_config
-    from dlx.engine.checkpoint import load_checkpoint
-    from dlx.engine.trainer import load_model_state
+def refuse_untrusted_targets(checkpoint: dict[str, Any], trust_checkpoint: bool) -> None:
+    """A checkpoint's config may only name dlx's own classes, unless the user vouches for it."""
+    from dlx.build import untrusted_targets
 
-    checkpoint = load_checkpoint(path)
-    cfg = OmegaConf.create(checkpoint["config"])
-    foreign = untrusted_targets(OmegaConf.to_container(cfg))
+    foreign = untrusted_targets(OmegaConf.to_container(OmegaConf.create(checkpoint["config"])))
     if foreign and not trust_checkpoint:
         raise DlxError(
             f"The checkpoint's config names code outside dlx ({', '.join(foreign)}); loading it would "
             "import and run that code. If you trust where this file came from, add "
             "`--trust-checkpoint`."
         )
-    cfg = apply_overrides(cfg, overrides or [])
+
+
+def restore_run(
+    path: Path, overrides: list[str] | None = None, trust_checkpoint: bool = False
+) -> RestoredRun:
+    from dlx.build import apply_overrides, build_data, build_model, build_task
+    from dlx.config.validate import validate_config
+    from dlx.engine.checkpoint import load_checkpoint
+    from dlx.engine.trainer import load_model_state
+
+    checkpoint = load_checkpoint(path)
+    refuse_untrusted_targets(checkpoint, trust_checkpoint)
+    cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides or [])
     validate_config(cfg)
     data = build_data(cfg)
     model = build_model(cfg)

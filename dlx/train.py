@@ -16,9 +16,12 @@ from dlx.errors import DlxError
 log = logging.getLogger("dlx")
 
 
-def load_run_for_resume(run_folder: Path, overrides: list[str]) -> tuple[DictConfig, dict[str, Any]]:
+def load_run_for_resume(
+    run_folder: Path, overrides: list[str], trust_checkpoint: bool = False
+) -> tuple[DictConfig, dict[str, Any]]:
     from dlx.build import apply_overrides
     from dlx.engine.checkpoint import load_checkpoint
+    from dlx.restore import refuse_untrusted_targets
 
     checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
     if not run_folder.is_dir() or not checkpoint_path.exists():
@@ -27,18 +30,22 @@ def load_run_for_resume(run_folder: Path, overrides: list[str]) -> tuple[DictCon
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
         )
     checkpoint = load_checkpoint(checkpoint_path)
+    refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
     return cfg, checkpoint
 
 
 def train(
-    overrides: list[str], config_dirs: list[Path] | None = None, resume: Path | None = None
+    overrides: list[str],
+    config_dirs: list[Path] | None = None,
+    resume: Path | None = None,
+    trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
     from dlx.config.compose import compose_config
     from dlx.config.validate import validate_config
 
     if resume is not None:
-        cfg, checkpoint = load_run_for_resume(resume, overrides)
+        cfg, checkpoint = load_run_for_resume(resume, overrides, trust_checkpoint)
     else:
         cfg, checkpoint = compose_config(overrides, config_dirs), None
     validate_config(cfg)
@@ -66,17 +73,14 @@ def fit_config(
     data = build_data(cfg)
     task = build_task(cfg, build_model(cfg))
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    writes_files = not cfg.trainer.fast_dev_run
-    if writes_files and run_folder is None:
-        run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
-    if not writes_files:
+    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners)  # checks device and precision first
+    if cfg.trainer.fast_dev_run:
         run_folder = None
+    elif run_folder is None:
+        run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
+    handler, logger = None, RunLogger()
     if run_folder is not None:
         (run_folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-
-    handler = None
-    logger = RunLogger()
-    if run_folder is not None:
         (run_folder / "config.yaml").write_text(config_yaml, encoding="utf-8")
         handler = attach_train_log(run_folder)
         resumed_step = checkpoint["progress"]["global_step"] if checkpoint else None
@@ -90,20 +94,19 @@ def fit_config(
             ),
         )
         log.info("Run folder: %s", run_folder)
-    trainer = Trainer(cfg.trainer, run_folder, logger, config_yaml, validation_listeners)
     exit_code = 1
     try:
-        summary = trainer.fit(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+        summary = trainer.fit(
+            task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint, run_folder, logger
+        )
         exit_code = 0
     except DlxError:
         if trainer.state.global_step == 0 and checkpoint is None and run_folder is not None:
             # A setting refused before the first step: leave no empty run folder behind.
             logger.finish(1)
-            if handler is not None:
-                detach_train_log(handler)
+            detach_train_log(handler)
             shutil.rmtree(run_folder, ignore_errors=True)
-            run_folder = handler = None
-            logger = RunLogger()
+            run_folder, handler, logger = None, None, RunLogger()
         raise
     finally:
         if run_folder is not None:

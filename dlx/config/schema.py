@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dlx.errors import DlxError
+
 
 @dataclass
 class EarlyStoppingConfig:
@@ -78,3 +80,20 @@ TOP_LEVEL_KEYS = [
 # Data-config keys the builder fills from the data itself; not constructor arguments.
 DATA_METADATA_KEYS = ["input_shape", "num_outputs", "num_classes", "class_names"]
 DATA_BUILDER_KEYS = ["split", *DATA_METADATA_KEYS]
+
+
+def parse_duration(value: float | str | None) -> float | None:
+    """Seconds from a number or "[DD:]HH:MM:SS"."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        parts = [float(part) for part in str(value).split(":")]
+    except ValueError:
+        raise DlxError(
+            f"trainer.max_time='{value}' is not a duration. Type seconds (`trainer.max_time=3600`) "
+            "or `trainer.max_time='01:00:00'`."
+        ) from None
+    seconds = 0.0
+    for part, unit in zip(reversed(parts), (1, 60, 3600, 86400), strict=False):
+        seconds += part * unit
+    return seconds

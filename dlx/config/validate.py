@@ -17,6 +17,7 @@ from dlx.config.schema import (
     TOP_LEVEL_KEYS,
     LoggerConfig,
     TrainerConfig,
+    parse_duration,
 )
 from dlx.errors import DlxError, did_you_mean
 
@@ -106,6 +107,28 @@ def _check_trainer_values(trainer: DictConfig) -> None:
         raise DlxError(
             f"trainer.gradient_clip_val must be positive, got {trainer.gradient_clip_val}. "
             "Type e.g. `trainer.gradient_clip_val=1.0`, or `null` to turn clipping off."
+        )
+    max_time = parse_duration(trainer.max_time)
+    if max_time is not None and max_time <= 0:
+        raise DlxError(
+            f"trainer.max_time must be positive, got {trainer.max_time}. Type e.g. "
+            "`trainer.max_time=3600` (seconds) or `trainer.max_time=null` for no limit."
+        )
+    patience = trainer.early_stopping.patience
+    if patience is not None and patience < 1:
+        raise DlxError(
+            f"trainer.early_stopping.patience must be at least 1 validation check, got {patience}. "
+            "Type e.g. `trainer.early_stopping.patience=5`, or `null` to turn early stopping off."
+        )
+    if trainer.overfit_batches < 0:
+        raise DlxError(
+            f"trainer.overfit_batches must be 0 (off) or a number of batches, got "
+            f"{trainer.overfit_batches}. Type e.g. `trainer.overfit_batches=4`."
+        )
+    if trainer.fast_dev_run and trainer.overfit_batches:
+        raise DlxError(
+            "trainer.fast_dev_run and trainer.overfit_batches do not go together: one runs a single "
+            "batch to check the code, the other trains on a few batches. Set only one of them."
         )
     if trainer.save_top_k < 0:
         raise DlxError(f"trainer.save_top_k must be 0 or more, got {trainer.save_top_k}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import random
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlx.engine.monitor import is_improvement
 from dlx.errors import DlxError
 
 
@@ -142,9 +144,7 @@ class CheckpointKeeper:
         return self.top[0][0] if self.top else None
 
     def is_better(self, score: float, reference: float | None) -> bool:
-        if reference is None:
-            return True
-        return score < reference if self.mode == "min" else score > reference
+        return is_improvement(score, reference, self.mode)
 
     def save_last(self, state: dict[str, Any]) -> Path:
         path = self.folder / "last.ckpt"
@@ -161,7 +161,10 @@ class CheckpointKeeper:
         name = f"epoch{epoch:03d}-step{step:06d}.ckpt" if self.top_k > 1 else "best.ckpt"
         save_checkpoint_atomically(state, self.folder / name)
         self.top.append((score, name))
-        self.top.sort(key=lambda item: item[0], reverse=self.mode == "max")
+        # Best first; a non-finite score (kept only while nothing finite exists) sorts last.
+        self.top.sort(
+            key=lambda item: (not math.isfinite(item[0]), item[0] if self.mode == "min" else -item[0])
+        )
         for _, dropped in self.top[self.top_k :]:
             if dropped != name:  # with top_k == 1 the new best has just replaced best.ckpt
                 (self.folder / dropped).unlink(missing_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlx.engine.monitor import is_improvement
+
 
 class EarlyStopping:
     def __init__(self, mode: str, patience: int | None, min_delta: float = 0.0):
@@ -13,10 +15,7 @@ class EarlyStopping:
 
     def update(self, score: float) -> bool:
         """Record one validation check's score; return True when training should stop."""
-        improved = self.best is None or (
-            score < self.best - self.min_delta if self.mode == "min" else score > self.best + self.min_delta
-        )
-        if improved:
+        if is_improvement(score, self.best, self.mode, self.min_delta):
             self.best = score
             self.checks_without_improvement = 0
         else:

@@ -29,13 +29,12 @@ class Optimization:
         precision: Precision,
         clip_value: float | None = None,
         clip_algorithm: str = "norm",
-        accumulate_grad_batches: int = 1,
     ):
         self.setups = setups
         self.precision = precision
         self.clip_value = clip_value
         self.clip_algorithm = clip_algorithm
-        self.accumulate_grad_batches = accumulate_grad_batches
+        self.window = 1  # batches whose gradients the next optimizer step averages
         self.at_boundary = True
         self.measure_grad_norm = False
         self.stepped = False
@@ -44,15 +43,17 @@ class Optimization:
     def autocast(self):
         return self.precision.autocast()
 
-    def begin_batch(self, at_boundary: bool, measure_grad_norm: bool) -> None:
-        """Called by the trainer: does this batch end an accumulation window, is its step logged?"""
+    def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
+        """Called by the trainer: the accumulation window's size (smaller at an epoch's end), whether
+        this batch closes it, and whether its step will be logged."""
+        self.window = window
         self.at_boundary = at_boundary
         self.measure_grad_norm = measure_grad_norm
         self.stepped = False
 
     def backward(self, loss: torch.Tensor) -> None:
-        if self.accumulate_grad_batches > 1:
-            loss = loss / self.accumulate_grad_batches
+        if self.window > 1:
+            loss = loss / self.window
         if self.precision.scaler is not None:
             loss = self.precision.scaler.scale(loss)
         loss.backward()

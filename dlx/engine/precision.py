@@ -31,6 +31,11 @@ def resolve_device(name: str) -> torch.device:
             f"trainer.device={name} but no CUDA GPU is visible to PyTorch. Use `trainer.device=auto` "
             "or `trainer.device=cpu`."
         )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DlxError(
+            f"trainer.device={name} but PyTorch sees {torch.cuda.device_count()} GPU(s) (numbered from 0). "
+            "Use `trainer.device=cuda:0` or `trainer.device=auto`."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise DlxError("trainer.device=mps but MPS is not available. Use `trainer.device=auto` or `cpu`.")
     return device

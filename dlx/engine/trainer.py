@@ -22,11 +22,14 @@ import torch
 from omegaconf import DictConfig
 
 from dlx import __version__
+from dlx.config.schema import parse_duration
 from dlx.data.base import DataModule
 from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
+from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, move_batch
 from dlx.engine.interrupts import GracefulStop
+from dlx.engine.monitor import is_improvement
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
 from dlx.engine.progress import ProgressDisplay
@@ -58,29 +61,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def parse_duration(value: float | str | None) -> float | None:
-    """Seconds from a number or "[DD:]HH:MM:SS"."""
-    if value is None or isinstance(value, (int, float)):
-        return value
-    try:
-        parts = [float(p) for p in str(value).split(":")]
-    except ValueError:
-        raise DlxError(
-            f"trainer.max_time='{value}' is not a duration. Type seconds (`trainer.max_time=3600`) "
-            "or `trainer.max_time='01:00:00'`."
-        ) from None
-    seconds = 0.0
-    for part, unit in zip(reversed(parts), (1, 60, 3600, 86400), strict=False):
-        seconds += part * unit
-    return seconds
-
-
 class Trainer:
     def __init__(
         self,
         config: DictConfig,
-        run_folder: Path | None,
-        logger: RunLogger,
         config_yaml: str,
         validation_listeners: Sequence[Callable[[int, float, dict[str, float]], None]] = (),
     ):
@@ -88,8 +72,6 @@ class Trainer:
         # Called with (step, monitored score, metrics) after each validation and its checkpoint, e.g. by a
         # sweep that prunes hopeless trials by raising.
         self.validation_listeners = list(validation_listeners)
-        self.run_folder = run_folder  # None: write no files (fast_dev_run)
-        self.logger = logger
         self.config_yaml = config_yaml
         self.device = resolve_device(config.device)
         self.precision = Precision(config.precision, self.device)
@@ -108,8 +90,12 @@ class Trainer:
         build_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
         attach_scheduler: Callable[[torch.optim.Optimizer, ScheduleContext], OptimizerSetup],
         checkpoint: dict[str, Any] | None = None,
+        run_folder: Path | None = None,
+        logger: RunLogger | None = None,
     ) -> dict[str, Any]:
+        """Train; resume from ``checkpoint``; write checkpoints into ``run_folder`` (None: no files)."""
         cfg = self.config
+        self.run_folder, self.logger = run_folder, logger or RunLogger()
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         data.setup()
         self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
@@ -126,72 +112,57 @@ class Trainer:
                 "data.drop_last=true, so an epoch has no batch. Lower `data.batch_size` or set "
                 "`data.drop_last=false`."
             )
-        steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_grad_batches)
         max_epochs = 1 if fast_dev_run else cfg.max_epochs
-        total_steps = min(s for s in (cfg.max_steps, max_epochs and max_epochs * steps_per_epoch) if s)
-        context = ScheduleContext(
-            total_steps=total_steps,
-            steps_per_epoch=steps_per_epoch,
-            max_epochs=max_epochs or math.ceil(total_steps / steps_per_epoch),
-            monitor_mode=self.mode,
-        )
+        self.context = schedule_context(cfg, batches_per_epoch, max_epochs, self.mode)
         setups = task.configure_optimizers(
-            build_optimizer, lambda optimizer: attach_scheduler(optimizer, context)
+            build_optimizer, lambda optimizer: attach_scheduler(optimizer, self.context)
         )
-        optimization = Optimization(
-            setups,
-            self.precision,
-            cfg.gradient_clip_val,
-            cfg.gradient_clip_algorithm,
-            cfg.accumulate_grad_batches,
+        self.optimization = optimization = Optimization(
+            setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
         )
         self.state = state = TrainState()
-        early_stopping = EarlyStopping(self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
-        keeper = (
+        self.early_stopping = EarlyStopping(
+            self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta
+        )
+        self.keeper = (
             CheckpointKeeper(self.run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
             if self.run_folder
             else None
         )
+        self.divergence = DivergenceWatch(cfg.early_stopping.stop_on_nonfinite)
+        self.log_window = LogWindow()
         if checkpoint is not None:
-            self._restore(checkpoint, task, optimization, state, early_stopping, keeper)
-        self.optimization, self.state, self.early_stopping, self.keeper = (
-            optimization,
-            state,
-            early_stopping,
-            keeper,
-        )
+            self._restore(checkpoint)
 
         progress = ProgressDisplay("none" if fast_dev_run else cfg.progress, max_epochs)
-        started = time.perf_counter()
-        self._pending_losses: list[tuple[int, torch.Tensor]] = []
-        losses_since_log: list[torch.Tensor] = []  # kept on the device: no host sync per step
-        samples_since_log, log_clock = 0, time.perf_counter()
-        task.train()
+        self.started = time.perf_counter()
         self.interrupt = GracefulStop().install()
+        task.train()
         try:
-            while state.stop_reason is None:
-                if max_epochs is not None and state.epoch >= max_epochs:
-                    state.stop_reason = "max_epochs"
-                    break
+            while (reason := self._limit_reached(max_epochs)) is None:
+                first = state.batch_in_epoch
                 if overfit_batches:
-                    loader = itertools.islice(data.loader("train", shuffle=False), overfit_batches)
+                    loader = itertools.islice(data.loader("train", shuffle=False), first, overfit_batches)
                 else:
-                    loader = data.loader("train", epoch=state.epoch, start_batch=state.batch_in_epoch)
-                progress.start_epoch(state.epoch, batches_per_epoch, state.batch_in_epoch)
-                for batch_index, batch in enumerate(loader, start=state.batch_in_epoch):
+                    loader = data.loader("train", epoch=state.epoch, start_batch=first)
+                progress.start_epoch(state.epoch, batches_per_epoch, first)
+                for batch_index, batch in enumerate(loader, start=first):
                     if batch_index >= batches_per_epoch:
                         break
                     batch = move_batch(batch, self.device, cfg.channels_last)
-                    at_boundary = (
-                        batch_index + 1
-                    ) % cfg.accumulate_grad_batches == 0 or batch_index + 1 == batches_per_epoch
+                    # An accumulation window closes every k batches and at the end of the epoch.
+                    window_start = batch_index - batch_index % cfg.accumulate_grad_batches
+                    window = min(cfg.accumulate_grad_batches, batches_per_epoch - window_start)
                     logs_next_step = (state.global_step + 1) % cfg.log_every_n_steps == 0
-                    optimization.begin_batch(at_boundary, measure_grad_norm=logs_next_step)
+                    optimization.begin_batch(
+                        window,
+                        at_boundary=batch_index + 1 == window_start + window,
+                        measure_grad_norm=logs_next_step,
+                    )
                     loss = task.train_batch(batch, optimization)
                     optimization.end_batch()
-                    self._pending_losses.append((state.global_step + 1, loss))
-                    losses_since_log.append(loss)
-                    samples_since_log += len(batch[0])
+                    self.divergence.record(state.global_step + 1, loss)
+                    self.log_window.add(loss, len(batch[0]))
                     state.batch_in_epoch = batch_index + 1
                     progress.advance()
                     if not optimization.stepped:
@@ -199,44 +170,15 @@ class Trainer:
                     state.global_step += 1
 
                     if state.global_step % cfg.log_every_n_steps == 0:
-                        self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
-                        now = time.perf_counter()
-                        record = {
-                            "train/loss": float(torch.stack(losses_since_log).float().mean()),
-                            "lr": optimization.learning_rate(),
-                            "samples_per_sec": samples_since_log / max(now - log_clock, 1e-9),
-                        }
-                        if optimization.grad_norm is not None:
-                            record["grad_norm"] = float(optimization.grad_norm)
-                        self.logger.log(record, step=state.global_step, epoch=state.epoch)
-                        progress.show_train(state.epoch, state.global_step, record)
-                        losses_since_log.clear()
-                        samples_since_log, log_clock = 0, now
-
+                        self._log_training(progress)
                     end_of_epoch = state.batch_in_epoch == batches_per_epoch
-                    if (
-                        cfg.val_every_n_steps
-                        and state.global_step % cfg.val_every_n_steps == 0
-                        and not end_of_epoch
-                    ):
-                        self._validate_and_checkpoint(task, data, progress, overfit_batches)
-                    elif (
-                        cfg.checkpoint_every_n_steps
-                        and state.global_step % cfg.checkpoint_every_n_steps == 0
-                        and not end_of_epoch
-                        and keeper
-                    ):
-                        self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
-                        keeper.save_last(self._checkpoint_state(task))
-                    if self.interrupt.requested:
-                        state.stop_reason = "interrupted"
-                    elif cfg.max_steps and state.global_step >= cfg.max_steps:
-                        state.stop_reason = "max_steps"
-                    elif (
-                        self.max_time
-                        and state.elapsed_seconds + time.perf_counter() - started >= self.max_time
-                    ):
-                        state.stop_reason = "max_time"
+                    if not end_of_epoch and _every(cfg.val_every_n_steps, state.global_step):
+                        self._validate_and_checkpoint(task, data, progress)
+                    elif not end_of_epoch and _every(cfg.checkpoint_every_n_steps, state.global_step):
+                        self._save_last(task)
+                    state.stop_reason = (
+                        "interrupted" if self.interrupt.requested else self._limit_reached(None)
+                    )
                     if state.stop_reason or fast_dev_run:
                         break
 
@@ -245,50 +187,71 @@ class Trainer:
                     state.epoch += 1
                     state.batch_in_epoch = 0
                     optimization.end_epoch()
+                last_epoch = max_epochs is not None and state.epoch >= max_epochs
+                validation_due = epoch_finished and (state.epoch % cfg.val_every_n_epochs == 0 or last_epoch)
                 if fast_dev_run:
-                    evaluate(
-                        task,
-                        data.loader("val"),
-                        self.device,
-                        self.precision,
-                        max_batches=1,
-                        channels_last=cfg.channels_last,
-                    )
+                    self._validate_and_checkpoint(task, data, progress, max_batches=1)
                     state.stop_reason = "fast_dev_run"
-                elif state.stop_reason == "interrupted":
-                    if keeper:
-                        self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
-                        keeper.save_last(self._checkpoint_state(task))
                 elif self.validated_at_step == state.global_step:
-                    pass  # a stop decided by a validation that just ran and saved
-                elif epoch_finished and state.epoch % cfg.val_every_n_epochs == 0 or state.stop_reason:
-                    self._validate_and_checkpoint(task, data, progress, overfit_batches)
-                elif keeper:
-                    self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
-                    keeper.save_last(self._checkpoint_state(task))
+                    pass  # a validation (and its checkpoint) just ran at this very step
+                elif validation_due or state.stop_reason in ("max_steps", "max_time"):
+                    self._validate_and_checkpoint(task, data, progress)
+                else:
+                    self._save_last(task)  # an epoch without validation, or an interrupted one
+            else:
+                state.stop_reason = reason
         finally:
             self.interrupt.uninstall()
             progress.close()
-            state.elapsed_seconds += time.perf_counter() - started
+            state.elapsed_seconds = self._elapsed()
         return self._summary(state)
 
-    # -- validation, checkpoints, divergence ------------------------------------------------------
+    def _limit_reached(self, max_epochs: int | None) -> str | None:
+        """The limit that ends the run now, if any (checked before each epoch and after each step)."""
+        cfg, state = self.config, self.state
+        if state.stop_reason:
+            return state.stop_reason
+        if max_epochs is not None and state.epoch >= max_epochs:
+            return "max_epochs"
+        if cfg.max_steps and state.global_step >= cfg.max_steps:
+            return "max_steps"
+        if self.max_time and self._elapsed() >= self.max_time:
+            return "max_time"
+        return None
+
+    def _elapsed(self) -> float:
+        """Training seconds over all processes of this run (max_time counts across resumes)."""
+        return self.state.elapsed_seconds + time.perf_counter() - self.started
+
+    def _log_training(self, progress: ProgressDisplay) -> None:
+        self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+        record = self.log_window.flush()
+        record["lr"] = self.optimization.learning_rate()
+        if self.optimization.grad_norm is not None:
+            record["grad_norm"] = float(self.optimization.grad_norm)
+        self.logger.log(record, step=self.state.global_step, epoch=self.state.epoch)
+        progress.show_train(self.state.epoch, self.state.global_step, record)
+
+    # -- validation, checkpoints ------------------------------------------------------------------
     def _validate_and_checkpoint(
-        self, task: Task, data: DataModule, progress: ProgressDisplay, overfit_batches: int
+        self, task: Task, data: DataModule, progress: ProgressDisplay, max_batches: int | None = None
     ) -> None:
         cfg, state = self.config, self.state
         self.validated_at_step = state.global_step
-        self._check_finite_losses(cfg.early_stopping.stop_on_nonfinite)
-        if overfit_batches:
-            batches = itertools.islice(data.loader("train", shuffle=False), overfit_batches)
+        self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+        if cfg.overfit_batches:
+            batches = itertools.islice(data.loader("train", shuffle=False), cfg.overfit_batches)
         else:
             batches = data.loader("val")
-        metrics = {
-            f"val/{k}": v
-            for k, v in evaluate(
-                task, batches, self.device, self.precision, channels_last=cfg.channels_last
-            ).items()
-        }
+        measured = evaluate(
+            task,
+            batches,
+            self.device,
+            self.precision,
+            max_batches=max_batches,
+            channels_last=cfg.channels_last,
+        )
+        metrics = {f"val/{key}": value for key, value in measured.items()}
         if self.monitor not in metrics:
             raise DlxError(
                 f"trainer.monitor='{self.monitor}' is not a metric this task reports."
@@ -299,11 +262,18 @@ class Trainer:
         self.logger.log(metrics, step=state.global_step, epoch=state.epoch)
         progress.show_validation(state.epoch - (state.batch_in_epoch == 0), state.global_step, metrics)
         if not math.isfinite(score) and cfg.early_stopping.stop_on_nonfinite:
-            self._diverged(f"The monitored metric {self.monitor} became {score} at step {state.global_step}.")
+            state.stop_reason = "diverged"
+            raise TrainingDiverged(
+                explain(
+                    f"The monitored metric {self.monitor} became {score} at step {state.global_step}.",
+                    self.divergence.last_finite,
+                    self.optimization.grad_norm,
+                    self._kept_checkpoint(),
+                )
+            )
         self.optimization.after_validation(score)
         self.last_validation = metrics
-        previous = self.best_metrics.get(self.monitor)
-        if previous is None or (score < previous if self.mode == "min" else score > previous):
+        if is_improvement(score, self.best_metrics.get(self.monitor), self.mode):
             self.best_metrics = dict(metrics)
         if self.early_stopping.update(score) and state.stop_reason is None:
             state.stop_reason = "early_stopping"
@@ -316,52 +286,30 @@ class Trainer:
         if self.keeper is not None:
             checkpoint = self._checkpoint_state(task)
             self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
+            checkpoint["checkpoints"] = self.keeper.state_dict()  # last.ckpt knows the new best
             self.keeper.save_last(checkpoint)
         for listener in self.validation_listeners:
             listener(state.global_step, score, metrics)
 
-    def _check_finite_losses(self, stop_on_nonfinite: bool) -> None:
-        """One host sync for all losses since the last check, so the hot loop never waits on the device."""
-        pending, self._pending_losses = self._pending_losses, []
-        if not pending or not stop_on_nonfinite:
-            return
-        finite = torch.isfinite(torch.stack([loss.float() for _, loss in pending]))
-        if bool(finite.all()):
-            self._last_finite_loss = (pending[-1][0], float(pending[-1][1]))
-            return
-        first_bad = int((~finite).nonzero()[0])
-        step, loss = pending[first_bad][0], float(pending[first_bad][1])
-        finite_before = [(s, float(v)) for s, v in pending[:first_bad]]
-        self._last_finite_loss = (
-            finite_before[-1] if finite_before else getattr(self, "_last_finite_loss", None)
-        )
-        self._diverged(f"The training loss became {loss} at step {step}.")
+    def _save_last(self, task: Task) -> None:
+        if self.keeper is not None:
+            self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+            self.keeper.save_last(self._checkpoint_state(task))
 
-    def _diverged(self, what: str) -> None:
-        last = getattr(self, "_last_finite_loss", None)
-        grad_norm = self.optimization.grad_norm
-        kept = self.run_folder / "checkpoints" / "last.ckpt" if self.run_folder else None
-        lines = [what]
-        if last:
-            lines.append(f"Last finite loss: {last[1]:.6g} at step {last[0]}.")
-        if grad_norm is not None:
-            lines.append(f"Last measured gradient norm: {float(grad_norm):.4g}.")
-        if kept is not None and kept.exists():
-            lines.append(f"The last good checkpoint is kept: {kept}.")
-        lines.append(
-            "Try a lower learning rate (e.g. `optimizer.lr=` a tenth of now), gradient clipping "
-            "(`trainer.gradient_clip_val=1.0`), or `trainer.precision=bf16` instead of fp16."
-        )
-        self.state.stop_reason = "diverged"
-        raise TrainingDiverged(" ".join(lines))
+    def _kept_checkpoint(self) -> Path | None:
+        return self.run_folder / "checkpoints" / "last.ckpt" if self.run_folder else None
 
     def _checkpoint_state(self, task: Task) -> dict[str, Any]:
+        progress = asdict(self.state)
+        progress["elapsed_seconds"] = self._elapsed()
         return {
             "dlx_version": __version__,
             "config": self.config_yaml,
             "model": self.model.state_dict(),
             "optimization": self.optimization.state_dict(),
-            "progress": asdict(self.state),
+            "schedule": asdict(self.context),
+            "progress": progress,
+            "log_window": self.log_window.state_dict(),
             "rng": capture_rng_state(),
             "early_stopping": self.early_stopping.state_dict(),
             "checkpoints": self.keeper.state_dict() if self.keeper else {},
@@ -370,23 +318,18 @@ class Trainer:
             "best_metrics": dict(self.best_metrics),
         }
 
-    def _restore(
-        self,
-        checkpoint: dict[str, Any],
-        task: Task,
-        optimization: Optimization,
-        state: TrainState,
-        early_stopping: EarlyStopping,
-        keeper: CheckpointKeeper | None,
-    ) -> None:
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        state = self.state
         load_model_state(self.model, checkpoint["model"])
-        optimization.load_state_dict(checkpoint["optimization"])
+        check_schedule_unchanged(checkpoint.get("schedule"), self.context, self.optimization)
+        self.optimization.load_state_dict(checkpoint["optimization"])
         for key, value in checkpoint["progress"].items():
             setattr(state, key, value)
         state.stop_reason = None
-        early_stopping.load_state_dict(checkpoint["early_stopping"])
-        if keeper is not None:
-            keeper.load_state_dict(checkpoint.get("checkpoints", {}))
+        self.early_stopping.load_state_dict(checkpoint["early_stopping"])
+        if self.keeper is not None:
+            self.keeper.load_state_dict(checkpoint.get("checkpoints", {}))
+        self.log_window.load_state_dict(checkpoint.get("log_window", {}))
         self.last_validation = dict(checkpoint.get("metrics", {}))
         self.best_metrics = dict(checkpoint.get("best_metrics", {}))
         restore_rng_state(checkpoint["rng"])
@@ -408,6 +351,81 @@ class Trainer:
             "best_metrics": self.best_metrics,
             "last_metrics": self.last_validation,
         }
+
+
+def _every(interval: int | None, step: int) -> bool:
+    return bool(interval) and step % interval == 0
+
+
+def schedule_context(
+    cfg: DictConfig, batches_per_epoch: int, max_epochs: int | None, mode: str
+) -> ScheduleContext:
+    """The run's length in optimizer steps and epochs for schedulers (0 when only max_time bounds it)."""
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_grad_batches)
+    bounds = [s for s in (cfg.max_steps, max_epochs and max_epochs * steps_per_epoch) if s]
+    total_steps = min(bounds) if bounds else 0
+    epochs = max_epochs or (math.ceil(total_steps / steps_per_epoch) if total_steps else 0)
+    return ScheduleContext(
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, max_epochs=epochs, monitor_mode=mode
+    )
+
+
+def check_schedule_unchanged(
+    saved: dict[str, Any] | None, context: ScheduleContext, optimization: Optimization
+) -> None:
+    """A resumed run may change its length only if no scheduler was planned for that length."""
+    from torch.optim.lr_scheduler import ConstantLR, ExponentialLR, ReduceLROnPlateau
+
+    if not saved or (saved["total_steps"], saved["max_epochs"]) == (context.total_steps, context.max_epochs):
+        return
+    length_free = (ConstantLR, ExponentialLR, ReduceLROnPlateau)
+    if all(s.scheduler is None or isinstance(s.scheduler, length_free) for s in optimization.setups):
+        return
+    raise DlxError(
+        f"The run was planned for {saved['total_steps']} steps ({saved['max_epochs']} epochs) and its "
+        f"learning-rate schedule follows that length; resuming with {context.total_steps} steps "
+        f"({context.max_epochs} epochs) would break it. Resume without changing trainer.max_epochs / "
+        "trainer.max_steps, or start a new run for a longer schedule."
+    )
+
+
+class LogWindow:
+    """Loss and sample counts since the last log line; carried through a checkpoint for exact logs."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []  # on the device: no host sync per step
+        self.carried_sum, self.carried_count, self.samples = 0.0, 0, 0
+        self.clock = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, samples: int) -> None:
+        self.losses.append(loss)
+        self.samples += samples
+
+    def _loss_sum(self) -> float:
+        return self.carried_sum + (float(torch.stack(self.losses).float().sum()) if self.losses else 0.0)
+
+    def flush(self) -> dict[str, float]:
+        now = time.perf_counter()
+        count = self.carried_count + len(self.losses)
+        record = {
+            "train/loss": self._loss_sum() / max(count, 1),
+            "samples_per_sec": self.samples / max(now - self.clock, 1e-9),
+        }
+        self.losses.clear()
+        self.carried_sum, self.carried_count, self.samples, self.clock = 0.0, 0, 0, now
+        return record
+
+    def state_dict(self) -> dict[str, float]:
+        return {
+            "loss_sum": self._loss_sum(),
+            "count": self.carried_count + len(self.losses),
+            "samples": self.samples,
+        }
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.carried_sum = float(state.get("loss_sum", 0.0))
+        self.carried_count = int(state.get("count", 0))
+        self.samples = int(state.get("samples", 0))
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,12 @@ class MetricsFile:
         self.handle = path.open("a", encoding="utf-8")
 
     def _drop_records_after(self, step: int) -> None:
-        """A resumed run repeats the steps after its checkpoint; keep one record of each."""
-        kept = [
-            line
-            for line in self.path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        """A resumed run repeats the steps after its checkpoint; keep one record of each (and drop a line
+        torn by a crash). The rewrite is atomic, so a crash now loses nothing either."""
+        kept = [record for record in _parse_lines(self.path) if record.get("step", 0) <= step]
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in kept), encoding="utf-8")
+        os.replace(temporary, self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         clean = {
@@ -35,7 +35,15 @@ class MetricsFile:
         self.handle.close()
 
 
+def _parse_lines(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return records
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _parse_lines(path) if path.exists() else []

@@ -33,8 +33,9 @@ class ScheduleContext:
         horizon = self.total_steps if interval == "step" else self.max_epochs
         if horizon < 1:
             raise DlxError(
-                f"The run has {horizon} {interval}s, so there is nothing to schedule. "
-                "Set `trainer.max_epochs` (or `trainer.max_steps`) to at least 1."
+                "This learning-rate schedule is planned over the run's length, but the run has no "
+                f"{interval}s to plan over (only trainer.max_time bounds it, or the limit is 0). Set "
+                "`trainer.max_steps` or `trainer.max_epochs`, or use `scheduler=constant`."
             )
         return horizon
 
@@ -57,7 +58,7 @@ def constant(
     optimizer: Optimizer, context: ScheduleContext, interval: str = "epoch"
 ) -> lr_scheduler.LRScheduler:
     """Keep every group's lr as configured."""
-    context.horizon(interval)
+    _require_choice("interval", interval, INTERVALS)  # needs no run length
     return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
@@ -104,7 +105,7 @@ def exponential(
     optimizer: Optimizer, context: ScheduleContext, interval: str = "epoch", gamma: float = 0.95
 ) -> lr_scheduler.ExponentialLR:
     """Multiply the lr by ``gamma`` after every interval."""
-    context.horizon(interval)
+    _require_choice("interval", interval, INTERVALS)  # needs no run length
     _require(gamma > 0, "gamma", "positive", gamma, "0.95")
     return lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
 

@@ -9,7 +9,7 @@ from dlx.errors import DlxError
 GROUP_OPTIONS = [
     (group.name, path.stem)
     for group in sorted(configs_dir().iterdir())
-    if group.is_dir()
+    if group.is_dir() and group.name != "sweep"  # search spaces for `dlx sweep` (tests/sweep plans each)
     for path in sorted(group.glob("*.yaml"))
 ]
 DATA_NEEDS = {"tabular": ["data.path=table.csv", "data.target=y"]}
@@ -98,3 +98,18 @@ def test_user_config_dir_adds_options_and_recipes(tmp_path):
 def test_plus_on_a_key_the_option_already_has_sets_it():
     cfg = validate_config(compose_config(["recipe=mnist_cnn", "+model.dropout=0.2"]))
     assert cfg.model.dropout == 0.2
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.early_stopping.patience=0"], "at least 1 validation check"),
+        (["trainer.overfit_batches=-1"], "overfit_batches must be 0"),
+        (["trainer.max_time=abc"], "is not a duration"),
+        (["trainer.max_time=0"], "max_time must be positive"),
+        (["trainer.fast_dev_run=true", "trainer.overfit_batches=2"], "do not go together"),
+    ],
+)
+def test_trainer_values_that_cannot_work(overrides, message):
+    with pytest.raises(DlxError, match=message):
+        validate_config(compose_config(overrides))

@@ -80,3 +80,12 @@ def test_keeper_with_top_1_writes_best_only_when_better(tmp_path):
     assert keeper.offer(_state(0.4), 0.4, 3, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]
     assert torch.equal(load_checkpoint(tmp_path / "best.ckpt")["model"]["w"], torch.full((3,), 0.4))
+
+
+def test_a_nan_score_never_becomes_the_best(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, "val/loss", "min", top_k=1)
+    keeper.offer(_state(float("nan")), float("nan"), 1, 1)
+    assert keeper.offer(_state(0.7), 0.7, 2, 2)
+    assert not keeper.offer(_state(float("nan")), float("nan"), 3, 3)
+    assert keeper.best_score == 0.7
+    assert torch.equal(load_checkpoint(tmp_path / "best.ckpt")["model"]["w"], torch.full((3,), 0.7))

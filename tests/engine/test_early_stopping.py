@@ -20,3 +20,14 @@ def test_max_mode_and_state_round_trip():
 def test_no_patience_never_stops():
     stopper = EarlyStopping("min", patience=None)
     assert not any(stopper.update(1.0) for _ in range(10))
+
+
+def test_nan_scores_count_as_no_improvement_and_never_become_best():
+    stopper = EarlyStopping("min", patience=2)
+    assert [stopper.update(s) for s in [float("nan"), 0.5, float("nan"), float("nan")]] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert stopper.best == 0.5

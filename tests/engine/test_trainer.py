@@ -9,6 +9,8 @@ from dlx.errors import DlxError, TrainingDiverged
 from dlx.tasks.classification import ClassificationTask
 from tests.helpers import only_run_folder, train_run
 
+ORIGINAL_TRAINING_STEP = ClassificationTask.training_step
+
 
 def test_default_run_writes_the_whole_run_folder():
     summary = train_run("trainer.max_epochs=3")
@@ -63,7 +65,7 @@ def test_interrupted_and_resumed_run_ends_bitwise_equal(tmp_path, monkeypatch):
     _crash_at_call(monkeypatch, 31)  # mid-epoch 2 (20 batches per epoch); last checkpoint at step 28
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_run(*common, "output_dir=interrupted")
-    monkeypatch.undo()
+    monkeypatch.setattr(ClassificationTask, "training_step", ORIGINAL_TRAINING_STEP)
     folder = only_run_folder(tmp_path / "interrupted")
     saved = load_checkpoint(folder / "checkpoints" / "last.ckpt")
     assert saved["progress"]["global_step"] == 28 and saved["progress"]["batch_in_epoch"] == 8
@@ -246,7 +248,7 @@ def test_sigint_saves_a_resumable_checkpoint_at_the_next_step_and_resume_finishe
 
     monkeypatch.setattr(ClassificationTask, "training_step", interrupting)
     summary = train_run(*common, "output_dir=interrupted")
-    monkeypatch.undo()
+    monkeypatch.setattr(ClassificationTask, "training_step", ORIGINAL_TRAINING_STEP)
     assert summary["stop_reason"] == "interrupted" and summary["signal"] == signal.SIGINT
     folder = only_run_folder(tmp_path / "interrupted")
     saved = load_checkpoint(folder / "checkpoints" / "last.ckpt")
@@ -257,3 +259,95 @@ def test_sigint_saves_a_resumable_checkpoint_at_the_next_step_and_resume_finishe
     resumed = load_checkpoint(folder / "checkpoints" / "last.ckpt")
     for key, tensor in reference["model"].items():
         assert torch.equal(tensor, resumed["model"][key]), key
+
+
+def _records(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def _interrupt_at_step(monkeypatch, step):
+    from dlx.engine.interrupts import GracefulStop
+
+    original = ClassificationTask.training_step
+    calls = {"n": 0}
+
+    def counting(self, batch):
+        calls["n"] += 1
+        return original(self, batch)
+
+    monkeypatch.setattr(ClassificationTask, "training_step", counting)
+    monkeypatch.setattr(GracefulStop, "requested", property(lambda self: calls["n"] >= step))
+    monkeypatch.setattr(GracefulStop, "signal_number", 2, raising=False)
+
+
+def test_an_interrupt_on_an_epochs_last_step_still_validates_that_epoch(monkeypatch):
+    _interrupt_at_step(monkeypatch, 20)  # 20 batches per epoch
+    summary = train_run("trainer.max_epochs=3")
+    assert summary["stop_reason"] == "interrupted"
+    assert [r["step"] for r in _records(only_run_folder()) if "val/loss" in r] == [20]
+
+
+def test_resuming_a_run_that_reached_max_steps_trains_no_further_step():
+    from dlx.train import train
+
+    train_run("trainer.max_steps=25", "trainer.max_epochs=null")
+    folder = only_run_folder()
+    summary = train([], resume=folder)
+    assert summary["steps"] == 25 and summary["stop_reason"] == "max_steps"
+
+
+def test_best_checkpoint_survives_a_resume_with_a_longer_run():
+    from dlx.train import train
+
+    train_run("scheduler=constant", "optimizer.lr=0.03", "trainer.max_epochs=3")
+    folder = only_run_folder()
+    summary = train(["trainer.max_epochs=6"], resume=folder)
+    best = load_checkpoint(folder / "checkpoints" / "best.ckpt")
+    assert best["metrics"]["val/loss"] == pytest.approx(summary["best_score"], abs=0)
+    assert (
+        load_checkpoint(folder / "checkpoints" / "last.ckpt")["checkpoints"]["top"][0][0]
+        == summary["best_score"]
+    )
+
+
+def test_resuming_with_another_length_is_refused_when_the_schedule_depends_on_it():
+    from dlx.train import train
+
+    train_run("trainer.max_epochs=1", "scheduler=onecycle")
+    with pytest.raises(DlxError, match="planned for 20 steps"):
+        train(["trainer.max_epochs=2"], resume=only_run_folder())
+
+
+def test_a_run_bounded_only_by_max_time():
+    with pytest.raises(DlxError, match="only trainer.max_time bounds it"):
+        train_run("trainer.max_epochs=null", "trainer.max_time=1")
+    summary = train_run("trainer.max_epochs=null", "trainer.max_time=0.5", "scheduler=constant")
+    assert summary["stop_reason"] == "max_time" and summary["steps"] > 0
+    saved = load_checkpoint(only_run_folder() / "checkpoints" / "last.ckpt")
+    assert saved["progress"]["elapsed_seconds"] >= 0.5
+
+
+def test_the_last_epoch_is_validated_even_off_the_validation_interval():
+    summary = train_run("trainer.max_epochs=3", "trainer.val_every_n_epochs=2")
+    assert [r["epoch"] for r in _records(only_run_folder()) if "val/loss" in r] == [2, 3]
+    assert summary["last_metrics"]
+
+
+def test_fast_dev_run_checks_the_monitor_name():
+    with pytest.raises(DlxError, match="Did you mean 'val/acc'"):
+        train_run("trainer.fast_dev_run=true", "trainer.monitor=val/acuracy")
+
+
+def test_a_torn_metrics_line_from_a_crash_does_not_break_resume(monkeypatch):
+    from dlx.train import train
+
+    _crash_at_call(monkeypatch, 31)
+    with pytest.raises(RuntimeError):
+        train_run("trainer.max_epochs=2")
+    monkeypatch.setattr(ClassificationTask, "training_step", ORIGINAL_TRAINING_STEP)
+    folder = only_run_folder()
+    with (folder / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 31, "train/lo')
+    train([], resume=folder)
+    steps = [r["step"] for r in _records(folder)]
+    assert steps == sorted(steps) and steps[-1] == 40
