@@ -29,6 +29,14 @@ def load_run_for_resume(
             f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
         )
+    groups = ("model", "data", "task", "optimizer", "scheduler", "trainer", "logger", "recipe")
+    for override in overrides:
+        if override.split("=", 1)[0] in groups:
+            raise DlxError(
+                f"`{override}` would swap a whole config group, but a resumed run keeps the pieces it was "
+                "trained with. Change single values instead (e.g. `trainer.max_epochs=20`), or start a new "
+                "run without --resume."
+            )
     checkpoint = load_checkpoint(checkpoint_path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
@@ -73,7 +81,8 @@ def fit_config(
     data = build_data(cfg)
     task = build_task(cfg, build_model(cfg))
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners)  # checks device and precision first
+    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners)  # checks device and precision
+    trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
     if cfg.trainer.fast_dev_run:
         run_folder = None
     elif run_folder is None:
@@ -96,9 +105,7 @@ def fit_config(
         log.info("Run folder: %s", run_folder)
     exit_code = 1
     try:
-        summary = trainer.fit(
-            task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint, run_folder, logger
-        )
+        summary = trainer.fit(run_folder, logger)
         exit_code = 0
     except DlxError:
         if trainer.state.global_step == 0 and checkpoint is None and run_folder is not None:

@@ -83,20 +83,18 @@ class Trainer:
         self.best_metrics: dict[str, float] = {}
 
     # -- the loop ---------------------------------------------------------------------------------
-    def fit(
+    def prepare(
         self,
         task: Task,
         data: DataModule,
         build_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
         attach_scheduler: Callable[[torch.optim.Optimizer, ScheduleContext], OptimizerSetup],
         checkpoint: dict[str, Any] | None = None,
-        run_folder: Path | None = None,
-        logger: RunLogger | None = None,
-    ) -> dict[str, Any]:
-        """Train; resume from ``checkpoint``; write checkpoints into ``run_folder`` (None: no files)."""
+    ) -> Trainer:
+        """All that can refuse a setting (optimizer, schedule, resume state), before any file is made."""
         cfg = self.config
-        self.run_folder, self.logger = run_folder, logger or RunLogger()
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
+        self.task, self.data, self.checkpoint = task, data, checkpoint
         data.setup()
         self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
         task.to(self.device)
@@ -112,27 +110,44 @@ class Trainer:
                 "data.drop_last=true, so an epoch has no batch. Lower `data.batch_size` or set "
                 "`data.drop_last=false`."
             )
-        max_epochs = 1 if fast_dev_run else cfg.max_epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.max_epochs = max_epochs = 1 if fast_dev_run else cfg.max_epochs
         self.context = schedule_context(cfg, batches_per_epoch, max_epochs, self.mode)
         setups = task.configure_optimizers(
             build_optimizer, lambda optimizer: attach_scheduler(optimizer, self.context)
         )
-        self.optimization = optimization = Optimization(
+        self.optimization = Optimization(
             setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
         )
-        self.state = state = TrainState()
+        self.state = TrainState()
         self.early_stopping = EarlyStopping(
             self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta
-        )
-        self.keeper = (
-            CheckpointKeeper(self.run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
-            if self.run_folder
-            else None
         )
         self.divergence = DivergenceWatch(cfg.early_stopping.stop_on_nonfinite)
         self.log_window = LogWindow()
         if checkpoint is not None:
             self._restore(checkpoint)
+        return self
+
+    def fit(self, run_folder: Path | None = None, logger: RunLogger | None = None) -> dict[str, Any]:
+        """Train what ``prepare`` set up; write checkpoints into ``run_folder`` (None: no files)."""
+        cfg, task, data, state, optimization = (
+            self.config,
+            self.task,
+            self.data,
+            self.state,
+            self.optimization,
+        )
+        fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
+        batches_per_epoch, max_epochs = self.batches_per_epoch, self.max_epochs
+        self.run_folder, self.logger = run_folder, logger or RunLogger()
+        self.keeper = (
+            CheckpointKeeper(run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
+            if run_folder
+            else None
+        )
+        if self.keeper is not None and self.checkpoint is not None:
+            self.keeper.load_state_dict(self.checkpoint.get("checkpoints", {}))
 
         progress = ProgressDisplay("none" if fast_dev_run else cfg.progress, max_epochs)
         self.started = time.perf_counter()
@@ -327,8 +342,6 @@ class Trainer:
             setattr(state, key, value)
         state.stop_reason = None
         self.early_stopping.load_state_dict(checkpoint["early_stopping"])
-        if self.keeper is not None:
-            self.keeper.load_state_dict(checkpoint.get("checkpoints", {}))
         self.log_window.load_state_dict(checkpoint.get("log_window", {}))
         self.last_validation = dict(checkpoint.get("metrics", {}))
         self.best_metrics = dict(checkpoint.get("best_metrics", {}))

@@ -1,0 +1,179 @@
+"""Every user mistake: exit code 2, one paragraph naming the problem and the fix, no traceback."""
+
+import shutil
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from dlx.cli import app
+from dlx.config.compose import compose_config
+from dlx.config.validate import validate_config
+from dlx.errors import DlxError
+
+CORPUS = [
+    # unknown group options
+    (["train", "model=cnnn"], "Did you mean 'cnn'"),
+    (["train", "data=mnst"], "Did you mean 'mnist'"),
+    (["train", "optimizer=adamww"], "Did you mean 'adamw'"),
+    (["train", "scheduler=cosin"], "Did you mean 'cosine'"),
+    (["train", "task=clasification"], "Did you mean 'classification'"),
+    (["train", "logger=wandbb"], "Did you mean 'wandb'"),
+    (["train", "recipe=mnist_cnm"], "Did you mean 'mnist_cnn'"),
+    (["train", "trainer=fast"], "Unknown trainer 'fast'"),
+    # misspelled keys
+    (["train", "trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+    (["train", "+trainer.max_epoch=3"], "Did you mean 'max_epochs'"),
+    (["train", "+model.dropuot=0.1"], "Did you mean 'dropout'"),
+    (["train", "+optimizer.momentun=0.9"], "Unknown key 'optimizer.momentun'"),
+    (["train", "+foo=1"], "Unknown top-level key 'foo'"),
+    # wrong types
+    (["train", "optimizer.lr=abc"], "expected float"),
+    (["train", "trainer.max_epochs=2.5"], "expected int"),
+    (["train", "trainer.deterministic=maybe"], "expected bool"),
+    (["train", "model.hidden_sizes=abc"], "model.hidden_sizes='abc' has the wrong type"),
+    (["train", "data.batch_size=big"], "expected int"),
+    (["train", "seed=abc"], "seed='abc' has the wrong type"),
+    # malformed overrides
+    (["train", "model.hidden_sizes=[1,"], "Cannot parse an override"),
+    (["train", "optimizer.lr"], "missing EQUAL"),
+    (["train", "=3"], "Cannot parse an override"),
+    (["train", "a=b=c"], "Cannot parse an override"),
+    # impossible values
+    (["train", "optimizer.lr=-1"], "optimizer.lr must be positive"),
+    (["train", "optimizer.lr=0"], "optimizer.lr must be positive"),
+    (["train", "data.batch_size=0"], "data.batch_size must be at least 1"),
+    (["train", "data.batch_size=-5"], "data.batch_size must be at least 1"),
+    (["train", "trainer.gradient_clip_val=-1"], "must be positive"),
+    (["train", "trainer.early_stopping.patience=0"], "at least 1 validation check"),
+    (["train", "trainer.save_top_k=-1"], "must be 0 or more"),
+    (["train", "data.val_fraction=1.5"], "not a fraction"),
+    (["train", "task.label_smoothing=2"], "label_smoothing must be in [0, 1)"),
+    (["train", "model=resnet", "model.depth=19"], "not a ResNet depth"),
+    (["train", "model.activation=relux"], "Did you mean 'relu'"),
+    (["train", "scheduler.interval=weekly"], "Choose one of: step, epoch"),
+    (["train", "trainer.max_time=abc"], "is not a duration"),
+    (["train", "trainer.max_epochs=null"], "The run has no end"),
+    (["train", "trainer.monitor=val/accuracy", "trainer.fast_dev_run=true"], "Did you mean 'val/acc'"),
+    # devices and precision
+    (["train", "trainer.precision=fp8"], "trainer.precision=fp8 is not one of"),
+    (["train", "trainer.device=cuda"], "no CUDA GPU"),
+    (["train", "trainer.device=tpu"], "is not a device"),
+    # missing data and files
+    (["train", "data=mnist", "data.download=false"], "MNIST"),
+    (["train", "data=cifar10", "data.download=false"], "CIFAR-10"),
+    (["train", "data=tabular"], "'data.path' must be set"),
+    (["train", "data=tabular", "data.path=missing.csv", "data.target=y"], "is not a file"),
+    (["train", "output_dir=/proc/nope"], "Cannot create the output folder"),
+    # mutually exclusive options
+    (["train", "trainer.fast_dev_run=true", "trainer.overfit_batches=2"], "do not go together"),
+    # other commands
+    (["train", "--resume", "nowhere"], "Cannot resume"),
+    (["eval", "missing.ckpt"], "does not exist"),
+    (["ls", "modells"], "Did you mean 'models'"),
+    (["config", "scheduler=cosin"], "Did you mean 'cosine'"),
+]
+
+
+def run(*arguments: str):
+    result = CliRunner().invoke(app, ["--help"] if not arguments else list(arguments))
+    return result.exit_code, " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("arguments, message", CORPUS, ids=[" ".join(a) for a, _ in CORPUS])
+def test_malformed_commands_are_refused_clearly(arguments, message):
+    code, output, raw = run(*arguments)
+    assert code == 2, raw
+    assert message in output
+    assert output.startswith("Error:") and "Traceback" not in raw
+    assert raw.count("\n\n") == 0, "one paragraph"
+
+
+@pytest.fixture
+def trained_checkpoint(tmp_path):
+    run("train", "logger=none", "trainer.progress=none", "trainer.max_epochs=1")
+    return next((tmp_path / "outputs").glob("*/*/checkpoints/best.ckpt"))
+
+
+def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(trained_checkpoint.read_bytes()[:2000])
+    foreign = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, foreign)
+    cases = [
+        (["eval", str(truncated)], "unreadable"),
+        (["eval", str(foreign)], "not a dlx checkpoint"),
+        (["eval", str(trained_checkpoint), "model.hidden_sizes=[32]"], "do not fit this model"),
+        (
+            ["train", "--resume", str(trained_checkpoint.parents[1]), "model=cnn"],
+            "would swap a whole config group",
+        ),
+    ]
+    for arguments, message in cases:
+        code, output, raw = run(*arguments)
+        assert code == 2 and message in output and "Traceback" not in raw, (arguments, raw)
+
+
+def test_the_corpus_is_at_least_forty_cases():
+    assert len(CORPUS) >= 40
+
+
+KEYS = st.sampled_from(
+    [
+        "optimizer.lr",
+        "trainer.max_epochs",
+        "data.batch_size",
+        "model.hidden_sizes",
+        "trainer.precision",
+        "model.dropout",
+        "trainer.monitor",
+        "seed",
+        "model",
+        "data",
+        "scheduler",
+        "trainer.early_stopping.patience",
+        "task.label_smoothing",
+        "logger.mode",
+        "trainer.gradient_clip_val",
+        "not.a.key",
+        "model.activation",
+    ]
+)
+VALUES = st.one_of(
+    st.integers(-5, 5).map(str),
+    st.floats(-1e3, 1e3, allow_nan=False).map(repr),
+    st.sampled_from(
+        ["null", "true", "abc", "[1,2]", "[", "cnn", "mlp", "bf16", "val/acc", "${seed}", "''", "{a:1}"]
+    ),
+    st.text(alphabet="abc=[]{},:+~$ .0123", max_size=8),
+)
+OVERRIDES = st.tuples(st.sampled_from(["", "+", "++", "~"]), KEYS, VALUES).map(
+    lambda parts: f"{parts[0]}{parts[1]}" if parts[0] == "~" else f"{parts[0]}{parts[1]}={parts[2]}"
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(OVERRIDES, max_size=3))
+def test_any_overrides_give_a_valid_config_or_a_clear_error(overrides):
+    try:
+        validate_config(compose_config(overrides))
+    except DlxError as error:
+        assert str(error).strip()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(OVERRIDES, max_size=2))
+def test_any_overrides_build_or_fail_clearly(overrides):
+    """Beyond validation: building data, model, task and optimizer never raises anything but DlxError."""
+    from dlx.build import build_data, build_model, build_task, optimizer_builder
+
+    try:
+        cfg = validate_config(compose_config([*overrides, "data=digits"]))
+        task = build_task(cfg, build_model(cfg))
+        build_data(cfg)
+        optimizer_builder(cfg)(task.model)
+    except DlxError as error:
+        assert str(error).strip()
+    shutil.rmtree("outputs", ignore_errors=True)
