@@ -1,0 +1,201 @@
+"""`dlx predict`: an exported ONNX file (or a checkpoint) classifies PNG files as the PyTorch model does."""
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from dlx.cli import app
+from dlx.data.digits import read_digits
+from dlx.data.splits import fraction_split
+from dlx.export.command import export_checkpoint
+from dlx.predict import predict
+from dlx.restore import restore_run
+from tests.export.runs import family_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return family_checkpoint(tmp_path_factory.getbasetemp() / "trained-runs", "cnn")
+
+
+@pytest.fixture(scope="module")
+def onnx_file(checkpoint, tmp_path_factory):
+    return export_checkpoint(
+        "onnx", checkpoint, out=tmp_path_factory.mktemp("onnx") / "model.onnx", check=False
+    )["path"]
+
+
+@pytest.fixture(scope="module")
+def first_val_digit():
+    """The raw pixels (8x8, 0..16) of the first validation image, and the model input the data made of it."""
+    pixels, _ = read_digits()
+    index = fraction_split(len(pixels), 0.15, 0.15, 0)["val"][0]
+    return pixels[index].reshape(8, 8).astype(np.uint8)
+
+
+@pytest.fixture
+def digit_png(first_val_digit, tmp_path):
+    path = tmp_path / "digit.png"
+    Image.fromarray(first_val_digit, mode="L").save(path)
+    return path
+
+
+def _pytorch_probabilities(checkpoint):
+    run = restore_run(checkpoint)
+    with torch.inference_mode():
+        return torch.softmax(run.model(run.data.splits["val"][0][:1]), dim=1)[0]
+
+
+def _probabilities(prediction):
+    return dict(prediction.top)
+
+
+def test_onnx_predict_on_a_png_gives_the_pytorch_models_class_and_probabilities(
+    onnx_file, digit_png, checkpoint
+):
+    expected = _pytorch_probabilities(checkpoint)
+    [prediction] = predict(onnx_file, [str(digit_png)], top_k=10)
+
+    assert prediction.top[0][0] == str(int(expected.argmax()))
+    probabilities = _probabilities(prediction)
+    for digit in range(10):
+        assert probabilities[str(digit)] == pytest.approx(float(expected[digit]), abs=1e-4)
+    assert prediction.notes == []
+
+    result = runner.invoke(app, ["predict", str(onnx_file), digit_png.name, "--top-k", "3"])  # cwd: tmp_path
+    assert result.exit_code == 0, result.output
+    assert "digit.png" in result.output and "top 3" in result.output
+
+
+def test_checkpoint_predict_on_the_png_agrees_with_the_onnx_file(onnx_file, digit_png, checkpoint):
+    [from_onnx] = predict(onnx_file, [str(digit_png)], top_k=3)
+    [from_checkpoint] = predict(checkpoint, [str(digit_png)], top_k=3)
+    assert [name for name, _ in from_checkpoint.top] == [name for name, _ in from_onnx.top]
+    assert from_checkpoint.top[0][1] == pytest.approx(from_onnx.top[0][1], abs=1e-4)
+
+
+def test_onnx_predict_never_imports_torch(onnx_file, digit_png):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from dlx.cli import app\n"
+        f"result = CliRunner().invoke(app, ['predict', {str(onnx_file)!r}, {str(digit_png)!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print('torch' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "False"
+
+
+def test_an_rgb_image_is_converted_to_grey_with_a_note(onnx_file, digit_png, first_val_digit, tmp_path):
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(np.stack([first_val_digit] * 3, axis=-1), mode="RGB").save(rgb)
+    [grey_prediction, rgb_prediction] = predict(onnx_file, [str(digit_png), str(rgb)], top_k=10)
+
+    assert rgb_prediction.notes == ["converted RGB to L (1 channel)"]
+    assert _probabilities(rgb_prediction) == pytest.approx(_probabilities(grey_prediction))
+
+
+def test_an_image_of_another_size_is_resized_with_a_note(onnx_file, first_val_digit, tmp_path):
+    large = tmp_path / "large.png"
+    Image.fromarray(first_val_digit, mode="L").resize((16, 16), Image.Resampling.NEAREST).save(large)
+    result = runner.invoke(app, ["predict", str(onnx_file), str(large)])
+
+    assert result.exit_code == 0, result.output
+    assert "note: " in result.output and "resized 16x16 to 8x8" in " ".join(result.output.split())
+
+
+def test_an_image_brighter_than_the_training_data_gets_a_note(onnx_file, first_val_digit, tmp_path):
+    bright = tmp_path / "bright.png"
+    Image.fromarray(first_val_digit * 15, mode="L").save(bright)
+    [prediction] = predict(onnx_file, [str(bright)])
+    assert any("brighter than anything the model saw" in note for note in prediction.notes)
+
+
+def test_checkpoint_predict_on_a_data_split_shows_the_true_labels(checkpoint):
+    result = runner.invoke(app, ["predict", str(checkpoint), "data.split=test", "--limit", "4"])
+
+    assert result.exit_code == 0, result.output
+    assert "test[3]" in result.output and "test[4]" not in result.output
+    assert "true" in result.output and "/4 correct" in result.output
+
+
+def _rewrite(onnx_file, tmp_path, change):
+    proto = onnx.load(str(onnx_file))
+    change(proto)
+    path = tmp_path / "changed.onnx"
+    onnx.save(proto, str(path))
+    return str(path)
+
+
+def _without_metadata(proto):
+    del proto.metadata_props[:]
+
+
+def _with_input_shape(shape):
+    def change(proto):
+        for entry in proto.metadata_props:
+            if entry.key == "dlx.input_shape":
+                entry.value = shape
+
+    return change
+
+
+def _with_future_opset(proto):
+    proto.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+
+
+BAD_INPUT = [
+    (lambda onnx_file, png, tmp: [str(tmp / "missing.onnx"), png], "does not exist"),
+    (lambda onnx_file, png, tmp: [_rewrite(onnx_file, tmp, _without_metadata), png], "has no dlx metadata"),
+    (lambda onnx_file, png, tmp: [_rewrite(onnx_file, tmp, _with_future_opset), png], "cannot run"),
+    (
+        lambda onnx_file, png, tmp: [_rewrite(onnx_file, tmp, _with_input_shape("[2]")), png],
+        "not 1- or 3-channel",
+    ),
+    (lambda onnx_file, png, tmp: [_broken_file(tmp, "model.onnx"), png], "is not an ONNX model"),
+    (lambda onnx_file, png, tmp: [str(onnx_file), _broken_file(tmp, "fake.png")], "is not an image"),
+    (lambda onnx_file, png, tmp: [str(onnx_file), str(tmp / "nowhere.png")], "does not exist"),
+    (lambda onnx_file, png, tmp: [str(onnx_file)], "Give the image files"),
+    (lambda onnx_file, png, tmp: [str(onnx_file), png, "data.split=test"], "apply to a checkpoint"),
+    (lambda onnx_file, png, tmp: [str(onnx_file), png, "--top-k", "0"], "must be at least 1"),
+    (lambda onnx_file, png, tmp: [str(tmp / "missing.ckpt"), png], "does not exist"),
+    (lambda onnx_file, png, tmp: [_broken_file(tmp, "broken.ckpt"), png], "is unreadable"),
+]
+BAD_INPUT_IDS = [
+    "missing onnx",
+    "no metadata",
+    "opset too new",
+    "not an image model",
+    "corrupt onnx",
+    "not an image",
+    "missing image",
+    "no images",
+    "overrides with onnx",
+    "top-k 0",
+    "missing checkpoint",
+    "corrupt checkpoint",
+]
+
+
+def _broken_file(folder, name):
+    path = folder / name
+    path.write_bytes(b"\x00\x01 this is not what the name says")
+    return str(path)
+
+
+@pytest.mark.parametrize("arguments, message", BAD_INPUT, ids=BAD_INPUT_IDS)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(arguments, message, onnx_file, digit_png, tmp_path):
+    result = runner.invoke(app, ["predict", *arguments(onnx_file, str(digit_png), tmp_path)])
+
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Error:" in result.output and "Traceback" not in result.output
