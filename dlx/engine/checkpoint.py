@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import pickle
@@ -30,6 +31,15 @@ def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise DlxError(
+                f"Could not write the checkpoint {path}: {error.strerror}. The previous checkpoint in that "
+                "folder is intact. Free space (or fix permissions) and continue with `dlx train --resume "
+                f"{path.parent.parent}`."
+            ) from error
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -20,7 +20,9 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", torn_write)
-    with pytest.raises(OSError):
+    with pytest.raises(
+        DlxError, match="No space left on device.*previous checkpoint in that folder is intact"
+    ):
         save_checkpoint_atomically(_state(2.0), path)
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((3,), 1.0))
