@@ -1,0 +1,29 @@
+import json
+from pathlib import Path
+
+from tests.sweep.helpers import FAST, only_sweep_folder, read_summary, sqlite_url, study_trials, sweep
+
+
+def test_a_search_with_the_median_pruner_stops_hopeless_trials_and_keeps_their_partial_curve():
+    # Learning rates up to 10 for AdamW: most of this range is hopeless, and the pruner should see it at
+    # the first validation, once one trial has finished (seeded: the same trials every run).
+    result = sweep(
+        *FAST, "optimizer.lr=tag(log, interval(1e-3, 10))", "--trials", "3", "sweep.pruner_startup_trials=1"
+    )
+    assert result.exit_code == 0, result.output
+    folder = only_sweep_folder()
+    summary = read_summary(folder)
+    assert (summary["sampler"], summary["pruner"]) == ("tpe", "median")
+    trials = summary["trials"]
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    finished = [t for t in trials if t["state"] == "finished"]
+    assert pruned and finished, [(t["state"], t["params"]) for t in trials]
+    assert {t.state.name for t in study_trials(sqlite_url(folder), folder.name)} == {"COMPLETE", "PRUNED"}
+    for trial in pruned:
+        assert trial["value"] > summary["best"]["value"]
+        assert len(trial["curve"]) < len(finished[0]["curve"]) == 2  # stopped before its second validation
+        run = Path(trial["run_folder"])
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["val/loss"] for r in records if "val/loss" in r] == trial["curve"]  # the partial curve
+        assert (run / "curves.png").exists() and trial["epochs"] == 1
+    assert f"{pruned[0]['trial']} pruned after validation 1" in result.output

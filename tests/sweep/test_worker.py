@@ -1,0 +1,120 @@
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.sweep.helpers import (
+    FAST,
+    read_summary,
+    sqlite_url,
+    start_sweep,
+    study_trials,
+    sweep,
+    sweep_folders,
+)
+
+COMPLETE, RUNNING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+
+
+def wait_for(condition, process, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while (value := condition()) is None:
+        if process.poll() is not None:
+            pytest.fail(
+                f"dlx sweep ended (exit {process.returncode}) before {what}:\n{process.stdout.read()}"
+            )
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return value
+
+
+def trials_of_running_sweep():
+    """(folder, trials) once the sweep has a finished trial and one mid-run, else None."""
+    folders = sweep_folders()
+    if not folders or not (folders[0] / "sweep.db").exists():
+        return None
+    try:
+        trials = study_trials(sqlite_url(folders[0]), folders[0].name)
+    except Exception:  # the study is still being created
+        return None
+    states = [t.state for t in trials]
+    return (folders[0], trials) if COMPLETE in states and RUNNING in states else None
+
+
+def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interrupted_one():
+    process = start_sweep(*FAST, "optimizer.lr=0.001,0.002,0.003", "sweep.heartbeat_seconds=1")
+    folder, before = wait_for(trials_of_running_sweep, process, "a trial finished and the next started")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {t.user_attrs["slot"]: (t.number, t.datetime_complete) for t in before if t.state == COMPLETE}
+    (interrupted,) = [t for t in before if t.state == RUNNING]
+    finished_runs = {
+        slot: (folder / f"trial-{slot:03d}" / "summary.json").stat().st_mtime for slot in finished
+    }
+
+    result = sweep("--resume", str(folder))
+    assert result.exit_code == 0, result.output
+
+    after = study_trials(sqlite_url(folder), folder.name)
+    complete = {t.user_attrs["slot"]: t for t in after if t.state == COMPLETE}
+    assert sorted(complete) == [0, 1, 2]
+    assert len([t for t in after if t.state == COMPLETE]) == 3  # no slot finished twice
+    for slot, (number, when) in finished.items():  # kept as they were, not run again
+        assert (complete[slot].number, complete[slot].datetime_complete) == (number, when)
+        assert (folder / f"trial-{slot:03d}" / "summary.json").stat().st_mtime == finished_runs[slot]
+    rerun = complete[interrupted.user_attrs["slot"]]
+    assert rerun.number > interrupted.number and rerun.user_attrs["attempt"] == 2
+    assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished"] * 3
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path):
+    """A real PostgreSQL server in tmp_path, stopped and deleted afterwards."""
+    pgserver = pytest.importorskip("pgserver", reason="the dev dependency pgserver bundles PostgreSQL")
+    errors = []
+    for attempt in range(3):  # pgserver gives pg_ctl 10 s, which a busy machine can miss
+        try:
+            server = pgserver.get_server(tmp_path / f"postgres-{attempt}", cleanup_mode="delete")
+            break
+        except Exception as error:  # e.g. a platform pgserver has no binaries for
+            errors.append(f"{type(error).__name__}: {error}")
+    else:
+        pytest.skip(f"PostgreSQL could not start here: {'; '.join(errors)}")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def test_two_workers_sharing_one_database_split_the_trials_and_run_none_twice(postgres_url, tmp_path):
+    from dlx.sweep.storage import with_installed_driver
+
+    machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
+    machine_a.mkdir(), machine_b.mkdir()
+    values = "0.001,0.002,0.003,0.004,0.005,0.006"
+    first = start_sweep(*FAST, f"optimizer.lr={values}", "--storage", postgres_url, cwd=machine_a)
+
+    def sweep_id():
+        try:
+            names = optuna.get_all_study_names(storage=with_installed_driver(postgres_url))
+        except Exception:  # the tables are still being created
+            return None
+        return names[0] if names else None
+
+    sweep_name = wait_for(sweep_id, first, "the sweep was created in PostgreSQL")
+    second = start_sweep("--resume", sweep_name, "--storage", postgres_url, cwd=machine_b)
+    outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+
+    trials = [t for t in study_trials(postgres_url, sweep_name) if "slot" in t.user_attrs]
+    assert sorted(t.user_attrs["slot"] for t in trials) == list(range(6))  # each trial ran once
+    assert all(t.state == COMPLETE for t in trials)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2, workers  # both took part
+    for trial in trials:  # each machine keeps the run folders of the trials it ran
+        assert (Path(trial.user_attrs["run_folder"]) / "summary.json").exists()
+    assert {Path(t.user_attrs["run_folder"]).parts[len(tmp_path.parts)] for t in trials} == {
+        "machine-a",
+        "machine-b",
+    }
