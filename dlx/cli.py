@@ -47,8 +47,7 @@ def _run(action: Callable[[], Any]) -> Any:
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1)."),
 ) -> None:
-    if debug:
-        _debug["on"] = True
+    _debug["on"] = debug or bool(os.environ.get("DLX_DEBUG"))
 
 
 @app.command(

@@ -159,5 +159,5 @@ def test_bad_values_say_what_to_type():
         SCHEDULERS.get("multistep")(optimizer, CONTEXT, milestones=[6, 3])
     with pytest.raises(DlxError, match="scheduler.pct_start"):
         SCHEDULERS.get("onecycle")(optimizer, CONTEXT, pct_start=1.5)
-    with pytest.raises(DlxError, match="nothing to schedule"):
+    with pytest.raises(DlxError, match="no steps to plan over"):
         SCHEDULERS.get("cosine")(optimizer, ScheduleContext(total_steps=0, steps_per_epoch=0, max_epochs=0))
