@@ -29,10 +29,12 @@ from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, move_batch
 from dlx.engine.interrupts import GracefulStop
+from dlx.engine.log_window import LogWindow
 from dlx.engine.monitor import is_improvement
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
 from dlx.engine.progress import ProgressDisplay
+from dlx.engine.run_length import check_schedule_unchanged, schedule_context
 from dlx.errors import DlxError, TrainingDiverged, did_you_mean
 from dlx.loggers.run_logger import RunLogger
 from dlx.optim.schedulers import ScheduleContext
@@ -368,77 +370,6 @@ class Trainer:
 
 def _every(interval: int | None, step: int) -> bool:
     return bool(interval) and step % interval == 0
-
-
-def schedule_context(
-    cfg: DictConfig, batches_per_epoch: int, max_epochs: int | None, mode: str
-) -> ScheduleContext:
-    """The run's length in optimizer steps and epochs for schedulers (0 when only max_time bounds it)."""
-    steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate_grad_batches)
-    bounds = [s for s in (cfg.max_steps, max_epochs and max_epochs * steps_per_epoch) if s]
-    total_steps = min(bounds) if bounds else 0
-    epochs = max_epochs or (math.ceil(total_steps / steps_per_epoch) if total_steps else 0)
-    return ScheduleContext(
-        total_steps=total_steps, steps_per_epoch=steps_per_epoch, max_epochs=epochs, monitor_mode=mode
-    )
-
-
-def check_schedule_unchanged(
-    saved: dict[str, Any] | None, context: ScheduleContext, optimization: Optimization
-) -> None:
-    """A resumed run may change its length only if no scheduler was planned for that length."""
-    from torch.optim.lr_scheduler import ConstantLR, ExponentialLR, ReduceLROnPlateau
-
-    if not saved or (saved["total_steps"], saved["max_epochs"]) == (context.total_steps, context.max_epochs):
-        return
-    length_free = (ConstantLR, ExponentialLR, ReduceLROnPlateau)
-    if all(s.scheduler is None or isinstance(s.scheduler, length_free) for s in optimization.setups):
-        return
-    raise DlxError(
-        f"The run was planned for {saved['total_steps']} steps ({saved['max_epochs']} epochs) and its "
-        f"learning-rate schedule follows that length; resuming with {context.total_steps} steps "
-        f"({context.max_epochs} epochs) would break it. Resume without changing trainer.max_epochs / "
-        "trainer.max_steps, or start a new run for a longer schedule."
-    )
-
-
-class LogWindow:
-    """Loss and sample counts since the last log line; carried through a checkpoint for exact logs."""
-
-    def __init__(self) -> None:
-        self.losses: list[torch.Tensor] = []  # on the device: no host sync per step
-        self.carried_sum, self.carried_count, self.samples = 0.0, 0, 0
-        self.clock = time.perf_counter()
-
-    def add(self, loss: torch.Tensor, samples: int) -> None:
-        self.losses.append(loss)
-        self.samples += samples
-
-    def _loss_sum(self) -> float:
-        return self.carried_sum + (float(torch.stack(self.losses).float().sum()) if self.losses else 0.0)
-
-    def flush(self) -> dict[str, float]:
-        now = time.perf_counter()
-        count = self.carried_count + len(self.losses)
-        record = {
-            "train/loss": self._loss_sum() / max(count, 1),
-            "samples_per_sec": self.samples / max(now - self.clock, 1e-9),
-        }
-        self.losses.clear()
-        self.carried_sum, self.carried_count, self.samples, self.clock = 0.0, 0, 0, now
-        return record
-
-    def state_dict(self) -> dict[str, float]:
-        return {
-            "loss_sum": self._loss_sum(),
-            "count": self.carried_count + len(self.losses),
-            "samples": self.samples,
-        }
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.carried_sum = float(state.get("loss_sum", 0.0))
-        self.carried_count = int(state.get("count", 0))
-        self.samples = int(state.get("samples", 0))
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
