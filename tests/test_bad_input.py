@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -154,8 +154,15 @@ OVERRIDES = st.tuples(st.sampled_from(["", "+", "++", "~"]), KEYS, VALUES).map(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI sees the same examples every run; a new seed is a deliberate change, not a flaky build.
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(OVERRIDES, max_size=3))
+@example(["model=[1,2]"])  # once crashed inside Hydra with a TypeError
 def test_any_overrides_give_a_valid_config_or_a_clear_error(overrides):
     try:
         validate_config(compose_config(overrides))
@@ -163,7 +170,12 @@ def test_any_overrides_give_a_valid_config_or_a_clear_error(overrides):
         assert str(error).strip()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(OVERRIDES, max_size=2))
 def test_any_overrides_build_or_fail_clearly(overrides):
     """Beyond validation: building data, model, task and optimizer never raises anything but DlxError."""

@@ -58,7 +58,7 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
             cfg = compose(config_name="config", overrides=hydra_overrides + list(overrides))
     except MissingConfigException as error:
         raise DlxError(_explain_missing_option(error, extra_dirs)) from error
-    except (HydraException, OmegaConfBaseException, ValueError) as error:
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as error:
         raise DlxError(_explain_hydra_error(error)) from error
     finally:
         GlobalHydra.instance().clear()
@@ -103,9 +103,15 @@ def _explain_hydra_error(error: Exception) -> str:
             f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
             "to change an existing one, check its spelling with `dlx config`."
         )
-    parse_errors = ("mismatched input", "no viable alternative", "token recognition", "Error parsing override",
-                    "missing EQUAL", "extraneous input")
-    if any(text in message for text in parse_errors) or isinstance(error, ValueError):
+    parse_errors = (
+        "mismatched input",
+        "no viable alternative",
+        "token recognition",
+        "Error parsing override",
+        "missing EQUAL",
+        "extraneous input",
+    )
+    if any(text in message for text in parse_errors) or isinstance(error, (ValueError, TypeError)):
         return (
             f"Cannot parse an override: {message} Overrides look like `key=value`, `+new.key=value`, "
             "`~key` or `group=option`; quote values with spaces or brackets."
