@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from dlx.engine.precision import Precision
+from dlx.errors import DlxError
 from dlx.tasks.base import Task
 
 
@@ -25,10 +26,11 @@ def evaluate(
     precision: Precision,
     max_batches: int | None = None,
     channels_last: bool = False,
+    data_name: str = "the evaluated split",
 ) -> dict[str, float]:
     was_training = task.training
     task.eval()
-    for index, batch in enumerate(batches):
+    for index, batch in enumerate(guarded_batches(batches, data_name)):
         if max_batches is not None and index >= max_batches:
             break
         with precision.autocast():
@@ -36,3 +38,22 @@ def evaluate(
     metrics = task.compute_metrics()
     task.train(was_training)
     return metrics
+
+
+def guarded_batches(batches: Iterable, data_name: str) -> Iterator:
+    """Iterate a loader; a DataLoader worker that dies becomes an error naming the data set, not a trace."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as error:
+            if "DataLoader worker" not in str(error):
+                raise
+            raise DlxError(
+                f"A data-loading worker of data set '{data_name}' died ({str(error).splitlines()[0][:200]}). "
+                "It was probably killed for memory or crashed in the data set's code. Set "
+                "`data.num_workers=0` to load in the main process and see the data set's own error."
+            ) from error
+        yield batch

@@ -27,7 +27,7 @@ from dlx.data.base import DataModule
 from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
 from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
-from dlx.engine.evaluation import evaluate, move_batch
+from dlx.engine.evaluation import evaluate, guarded_batches, move_batch
 from dlx.engine.interrupts import GracefulStop
 from dlx.engine.log_window import LogWindow
 from dlx.engine.monitor import is_improvement
@@ -97,6 +97,7 @@ class Trainer:
         cfg = self.config
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         self.task, self.data, self.checkpoint = task, data, checkpoint
+        self.data_name = type(data).__name__
         data.setup()
         self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
         task.to(self.device)
@@ -163,7 +164,7 @@ class Trainer:
                 else:
                     loader = data.loader("train", epoch=state.epoch, start_batch=first)
                 progress.start_epoch(state.epoch, batches_per_epoch, first)
-                for batch_index, batch in enumerate(loader, start=first):
+                for batch_index, batch in enumerate(guarded_batches(loader, self.data_name), start=first):
                     if batch_index >= batches_per_epoch:
                         break
                     batch = move_batch(batch, self.device, cfg.channels_last)

@@ -351,3 +351,14 @@ def test_a_torn_metrics_line_from_a_crash_does_not_break_resume(monkeypatch):
     train([], resume=folder)
     steps = [r["step"] for r in _records(folder)]
     assert steps == sorted(steps) and steps[-1] == 40
+
+
+def test_fp16_steps_skipped_by_the_grad_scaler_are_not_divergence(monkeypatch):
+    def huge_but_finite(self, batch):
+        return ORIGINAL_TRAINING_STEP(self, batch) * 1e4  # scaled by 2**16 it overflows fp16 gradients
+
+    monkeypatch.setattr(ClassificationTask, "training_step", huge_but_finite)
+    summary = train_run("trainer.precision=fp16", "trainer.max_epochs=1")
+    assert summary["stop_reason"] == "max_epochs"
+    scaler = load_checkpoint(only_run_folder() / "checkpoints" / "last.ckpt")["optimization"]["scaler"]
+    assert scaler["scale"] < 2.0**16, "the scaler backed off: some steps had inf gradients and were skipped"
