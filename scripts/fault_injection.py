@@ -88,6 +88,44 @@ def interrupt_and_resume(cwd: Path, reference: dict, signal_number: int, delay: 
     return finished, not finished
 
 
+def disk_full_while_saving(cwd: Path, reference: dict) -> tuple[bool, bool] | None:
+    """Train on a small tmpfs, fill it once training runs: the save fails clearly, nothing is lost, and
+    after space is freed `--resume` finishes exactly. None when this machine cannot mount (not root)."""
+    disk = cwd / "disk"
+    disk.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True
+    ).returncode:
+        return None
+    try:
+        process = dlx(RUN, disk)
+        if not wait_for_training(disk, process):
+            process.kill()
+            return False, True
+        filler = disk / "filler"
+        with filler.open("wb") as handle:  # take every free byte
+            try:
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
+            except OSError:
+                pass
+        output, _ = process.communicate(timeout=300)
+        clear = process.returncode == 2 and "No space left on device" in output
+        folder = run_folder(disk)
+        try:
+            weights(folder)
+        except Exception:
+            return False, True
+        filler.unlink()
+        resumed = dlx(["--resume", str(folder)], disk)
+        resumed.communicate(timeout=300)
+        finished = resumed.returncode == 0 and same(weights(folder), reference)
+        return clear and finished, not finished
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 def diverging_run(cwd: Path) -> tuple[bool, bool]:
     process = dlx([*RUN, "optimizer=sgd", "optimizer.lr=1e6"], cwd)
     output, _ = process.communicate(timeout=300)
@@ -132,6 +170,7 @@ def main() -> None:
             "SIGTERM (preemption)": lambda d: interrupt_and_resume(
                 d, reference, signal.SIGTERM, rng.uniform(0, 1.5)
             ),
+            "disk full while saving (16 MB tmpfs)": lambda d: disk_full_while_saving(d, reference),
             "loss becomes NaN (lr 1e6)": diverging_run,
             "W&B server unreachable": unreachable_wandb,
         }
@@ -139,7 +178,11 @@ def main() -> None:
             for trial in range(arguments.trials):
                 folder = root / f"{len(results)}-{trial}"
                 folder.mkdir()
-                results.setdefault(name, []).append(inject(folder))
+                outcome = inject(folder)
+                if outcome is None:
+                    print(f"{name}: skipped (needs root to mount a tmpfs)", file=sys.stderr)
+                    break
+                results.setdefault(name, []).append(outcome)
                 print(
                     f"{name}: trial {trial + 1}: {'survived' if results[name][-1][0] else 'FAILED'}",
                     file=sys.stderr,
