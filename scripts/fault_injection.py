@@ -151,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="run only the faults whose name contains this text")
     arguments = parser.parse_args()
     rng = random.Random(arguments.seed)
     results: dict[str, list[tuple[bool, bool]]] = {}
@@ -175,6 +176,8 @@ def main() -> None:
             "W&B server unreachable": unreachable_wandb,
         }
         for name, inject in faults.items():
+            if arguments.only not in name:
+                continue
             for trial in range(arguments.trials):
                 folder = root / f"{len(results)}-{trial}"
                 folder.mkdir()
