@@ -71,7 +71,7 @@ def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
     if not match:
         return f"{message.splitlines()[0]} Check the group and option names with `dlx ls`."
     group, option = match.groups()
-    options = _group_options(group, extra_dirs)
+    options = group_options(group, extra_dirs)
     if not options:
         return (
             f"There is no config group '{group}'.{did_you_mean(group, _group_names())} Groups: "
@@ -87,7 +87,8 @@ def _group_names() -> list[str]:
     return sorted(p.name for p in configs_dir().iterdir() if p.is_dir()) + ["recipe"]
 
 
-def _group_options(group: str, extra_dirs: list[Path]) -> list[str]:
+def group_options(group: str, extra_dirs: list[Path]) -> list[str]:
+    """The options a config group offers (file names in configs/ and the user's folders, or recipes)."""
     if group == "recipe":
         return sorted(list_recipes(extra_dirs))
     names = set()

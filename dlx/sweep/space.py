@@ -137,9 +137,9 @@ def _parameter(override: Any, text: str, config_dirs: list[Path]) -> Parameter:
             )
         return Parameter(name, key, low=low, high=high, log="log" in tags, integer=integer)
     if isinstance(value, Glob):
-        from dlx.config.compose import _group_options
+        from dlx.config.compose import group_options
 
-        options = _group_options(override.key_or_group, config_dirs)
+        options = group_options(override.key_or_group, config_dirs)
         if not options:
             raise DlxError(
                 f"'{text}': glob() picks options of a config group, and '{override.key_or_group}' is not "
