@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dlx.errors import DlxError
+
 
 class MetricsFile:
     def __init__(self, path: Path, resume_after_step: int | None = None):
@@ -28,8 +30,14 @@ class MetricsFile:
         clean = {
             k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in record.items()
         }
-        self.handle.write(json.dumps(clean) + "\n")
-        self.handle.flush()
+        try:
+            self.handle.write(json.dumps(clean) + "\n")
+            self.handle.flush()
+        except OSError as error:
+            raise DlxError(
+                f"Could not write {self.path}: {error.strerror}. The last checkpoint of the run is intact. "
+                f"Free space (or fix permissions) and continue with `dlx train --resume {self.path.parent}`."
+            ) from error
 
     def close(self) -> None:
         self.handle.close()

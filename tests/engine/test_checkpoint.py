@@ -91,3 +91,16 @@ def test_a_nan_score_never_becomes_the_best(tmp_path):
     assert not keeper.offer(_state(float("nan")), float("nan"), 3, 3)
     assert keeper.best_score == 0.7
     assert torch.equal(load_checkpoint(tmp_path / "best.ckpt")["model"]["w"], torch.full((3,), 0.7))
+
+
+def test_a_full_disk_while_logging_metrics_is_a_clear_error(tmp_path, monkeypatch):
+    from dlx.loggers.metrics_file import MetricsFile
+
+    metrics = MetricsFile(tmp_path / "metrics.jsonl")
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics.handle, "write", full)
+    with pytest.raises(DlxError, match="No space left on device.*--resume"):
+        metrics.write({"step": 1})
