@@ -103,15 +103,16 @@ def disk_full_while_saving(cwd: Path, reference: dict) -> tuple[bool, bool] | No
             process.kill()
             return False, True
         filler = disk / "filler"
-        with filler.open("wb") as handle:  # take every free byte
+        with filler.open("wb", buffering=0) as handle:  # take every free byte (unbuffered: close cannot fail)
             try:
                 while True:
-                    handle.write(b"\0" * 65536)
-                    handle.flush()
+                    handle.write(b"\0" * 4096)
             except OSError:
                 pass
         output, _ = process.communicate(timeout=300)
         clear = process.returncode == 2 and "No space left on device" in output
+        if not clear:
+            print(f"disk full: exit {process.returncode}, output ends:\n{output[-1200:]}", file=sys.stderr)
         folder = run_folder(disk)
         try:
             weights(folder)
