@@ -7,6 +7,7 @@ import math
 import os
 import pickle
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,19 +32,31 @@ def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:
+        written = Path(temporary).stat().st_size if Path(temporary).exists() else 0
         Path(temporary).unlink(missing_ok=True)
-        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise DlxError(
-                f"Could not write the checkpoint {path}: {error.strerror}. The previous checkpoint in that "
-                "folder is intact. Free space (or fix permissions) and continue with `dlx train --resume "
-                f"{path.parent.parent}`."
-            ) from error
-        raise
+        reason = _write_failure(error, path.parent, written)
+        if reason is None:
+            raise
+        raise DlxError(
+            f"Could not write the checkpoint {path}: {reason}. The previous checkpoint in that folder is "
+            "intact. Free space (or fix permissions) and continue with "
+            f"`dlx train --resume {path.parent.parent}`."
+        ) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _write_failure(error: Exception, folder: Path, written: int) -> str | None:
+    """Why a write failed, in the user's terms, or None for an error that is not about the disk."""
+    if isinstance(error, OSError):
+        known = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+        return error.strerror if error.errno in known else None
+    # torch.save reports a short write as a RuntimeError ("unexpected pos"), hiding ENOSPC.
+    free = shutil.disk_usage(folder).free
+    return "No space left on device" if free <= max(written, 1 << 20) else None
 
 
 def link_atomically(source: Path, destination: Path) -> None:
@@ -53,8 +66,6 @@ def link_atomically(source: Path, destination: Path) -> None:
     try:
         os.link(source, temporary)
     except OSError:
-        import shutil
-
         shutil.copyfile(source, temporary)
     os.replace(temporary, destination)
     _fsync_folder(destination.parent)

@@ -104,3 +104,25 @@ def test_a_full_disk_while_logging_metrics_is_a_clear_error(tmp_path, monkeypatc
     monkeypatch.setattr(metrics.handle, "write", full)
     with pytest.raises(DlxError, match="No space left on device.*--resume"):
         metrics.write({"step": 1})
+
+
+@pytest.mark.parametrize("free_bytes, refused_clearly", [(0, True), (10**12, False)])
+def test_torch_save_short_write_on_a_full_disk(tmp_path, monkeypatch, free_bytes, refused_clearly):
+    """torch.save reports ENOSPC as RuntimeError("unexpected pos"); only a full disk turns it into advice."""
+    import collections
+
+    path = tmp_path / "last.ckpt"
+    save_checkpoint_atomically(_state(1.0), path)
+
+    def short_write(obj, handle, *args, **kwargs):
+        handle.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 1005824 vs 1005716")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("dlx.engine.checkpoint.shutil.disk_usage", lambda folder: usage(1, 1, free_bytes))
+    expected = DlxError if refused_clearly else RuntimeError
+    with pytest.raises(expected):
+        save_checkpoint_atomically(_state(2.0), path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((3,), 1.0))
