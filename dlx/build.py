@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlx.config.schema import DATA_BUILDER_KEYS, DATA_METADATA_KEYS
 from dlx.errors import DlxError
@@ -38,21 +38,9 @@ def build_data(cfg: DictConfig):
                 f"data.{key}={declared} but the data set has {key} {actual}. Remove the override "
                 f"(`~data.{key}`) or fix it: dlx reads it from the data."
             )
-        with _writable(cfg):
+        with open_dict(cfg):
             cfg.data[key] = actual
     return data
-
-
-class _writable:
-    def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-
-    def __enter__(self):
-        self.previous = OmegaConf.is_struct(self.cfg)
-        OmegaConf.set_struct(self.cfg, False)
-
-    def __exit__(self, *exc):
-        OmegaConf.set_struct(self.cfg, self.previous)
 
 
 def build_model(cfg: DictConfig):

@@ -20,6 +20,7 @@ def load_run_for_resume(
     run_folder: Path, overrides: list[str], trust_checkpoint: bool = False
 ) -> tuple[DictConfig, dict[str, Any]]:
     from dlx.build import apply_overrides
+    from dlx.config.validate import COMPONENT_GROUPS
     from dlx.engine.checkpoint import load_checkpoint
     from dlx.restore import refuse_untrusted_targets
 
@@ -29,7 +30,7 @@ def load_run_for_resume(
             f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
         )
-    groups = ("model", "data", "task", "optimizer", "scheduler", "trainer", "logger", "recipe")
+    groups = (*COMPONENT_GROUPS, "trainer", "logger", "recipe")
     for override in overrides:
         if override.split("=", 1)[0] in groups:
             raise DlxError(

@@ -268,6 +268,7 @@ class Trainer:
             self.precision,
             max_batches=max_batches,
             channels_last=cfg.channels_last,
+            data_name=self.data_name,
         )
         metrics = {f"val/{key}": value for key, value in measured.items()}
         if self.monitor not in metrics:
