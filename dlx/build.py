@@ -20,10 +20,15 @@ def _builder_and_arguments(group: str, section: DictConfig, skip: tuple[str, ...
     return builder, {k: v for k, v in arguments.items() if k not in skip}
 
 
-def build_data(cfg: DictConfig):
-    """Build and load the data module, then write its metadata (shapes, classes) into ``cfg.data``."""
+def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
+    """Build and load the data module, then write its metadata (shapes, classes) into ``cfg.data``.
+
+    ``state`` is a checkpoint's ``data_state`` (e.g. a vocabulary), loaded before the data is read.
+    """
     builder, arguments = _builder_and_arguments("data", cfg.data, skip=tuple(DATA_BUILDER_KEYS))
     data = builder(**arguments)
+    if state:
+        data.load_state_dict(state)
     data.setup()
     metadata = data.metadata()
     for key in DATA_METADATA_KEYS:

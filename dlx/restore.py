@@ -54,7 +54,7 @@ def restore_run(
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides or [])
     validate_config(cfg)
-    data = build_data(cfg)
+    data = build_data(cfg, checkpoint.get("data_state"))
     model = build_model(cfg)
     load_model_state(model, checkpoint["model"])
     model.eval()

@@ -79,7 +79,7 @@ def fit_config(
     from dlx.report import print_training_summary
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
-    data = build_data(cfg)
+    data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
     task = build_task(cfg, build_model(cfg))
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     trainer = Trainer(cfg.trainer, config_yaml, validation_listeners)  # checks device and precision

@@ -24,6 +24,7 @@ class DataMetadata:
     class_names: list[str] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
+    vocab_size: int | None = None  # token-id inputs (text): the embedding table's size
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -122,6 +123,14 @@ class DataModule:
     def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Augmentation applied to whole training batches after ``prepare``."""
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What was learnt from the data (a vocabulary) and must travel in checkpoints: a run restored
+        from a checkpoint loads it before ``setup`` instead of learning it again."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     # -- shared ---------------------------------------------------------------------------------
     def setup(self) -> DataModule:

@@ -325,6 +325,7 @@ class Trainer:
             "dlx_version": __version__,
             "config": self.config_yaml,
             "model": self.model.state_dict(),
+            "data_state": self.data.state_dict(),
             "optimization": self.optimization.state_dict(),
             "schedule": asdict(self.context),
             "progress": progress,
