@@ -74,6 +74,16 @@ class Registry:
             self._objects[name] = import_object(self.path(name))
         return self._objects[name]
 
+    def signature(self, name: str):
+        """The builder's config schema, read from its source when that suffices (no torch import)."""
+        from dlx.config.signatures import signature_from_source, signature_of
+
+        if name not in self._objects:
+            static = signature_from_source(self.path(name))
+            if static is not None:
+                return static
+        return signature_of(self.get(name))
+
     def __contains__(self, name: str) -> bool:
         self._load_entry_points()
         return name in self._paths

@@ -20,14 +20,22 @@ def list_recipes(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
     return recipes
 
 
-def _register_recipes(extra_dirs: list[Path]) -> None:
+def _register_recipes(overrides: list[str], extra_dirs: list[Path]) -> None:
     # Recipes live in recipes/ at the top of the repo, not in a configs/ group folder, so they are
-    # handed to Hydra through its ConfigStore as the group "recipe" (package _global_).
+    # handed to Hydra through its ConfigStore as the group "recipe" (package _global_). Only the ones
+    # the overrides name are loaded: reading every recipe costs more than the rest of `dlx config`.
     from hydra.core.config_store import ConfigStore
 
+    named = {match[1] for o in overrides if (match := re.match(r"^\+{0,2}recipe=([^=]+)$", o))}
+    recipes = list_recipes(extra_dirs)
+    for name in named - {"null"} - set(recipes):
+        raise DlxError(
+            f"Unknown recipe '{name}'.{did_you_mean(name, recipes)} Available: {', '.join(sorted(recipes))}. "
+            "Type `recipe=<name>` with one of these (list them with `dlx ls recipes`)."
+        )
     store = ConfigStore.instance()
-    for name, path in list_recipes(extra_dirs).items():
-        store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+    for name in named & set(recipes):
+        store.store(group="recipe", name=name, node=OmegaConf.load(recipes[name]), package="_global_")
 
 
 def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -> DictConfig:
@@ -44,7 +52,7 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
                 f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
                 "config groups (model/, data/, ...) and/or recipes/."
             )
-    _register_recipes(extra_dirs)
+    _register_recipes(overrides, extra_dirs)
     # `model._target_=pkg.Net` should work like any other override although no config file has the key.
     overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
     # `+model.dropout=0.2` adds a setting; when the option's file already has it, set it instead of failing.

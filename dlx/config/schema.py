@@ -44,6 +44,16 @@ class TrainerConfig:
     progress: str = "auto"
 
 
+def trainer_settings(section) -> TrainerConfig:
+    """A validated ``cfg.trainer`` as a plain dataclass: the loop reads it every step, and attribute
+    access on an OmegaConf node costs microseconds each."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(section, resolve=True) if OmegaConf.is_config(section) else dict(section)
+    early_stopping = EarlyStoppingConfig(**values.pop("early_stopping", {}))
+    return TrainerConfig(**values, early_stopping=early_stopping)
+
+
 @dataclass
 class LoggerConfig:
     name: str = "wandb"

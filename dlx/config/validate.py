@@ -19,6 +19,7 @@ from dlx.config.schema import (
     TrainerConfig,
     parse_duration,
 )
+from dlx.config.signatures import ComponentSignature, signature_of
 from dlx.errors import DlxError, did_you_mean
 
 COMPONENT_GROUPS = ("model", "data", "task", "optimizer", "scheduler")
@@ -143,11 +144,11 @@ def _check_component(group: str, section: DictConfig) -> None:
         )
     target = section.get("_target_")
     if target is not None:
-        builder = import_object(str(target))
+        signature = signature_of(import_object(str(target)))
         if "name" in section:
-            _drop_settings_of_replaced_entry(group, section, builder)
+            _drop_settings_of_replaced_entry(group, section, signature)
     elif "name" in section:
-        builder = registry_for_group(group).get(str(section.name))
+        signature = registry_for_group(group).signature(str(section.name))
     else:
         raise DlxError(
             f"The '{group}' config has neither `name:` nor `_target_:`. Pick one with `{group}=<name>` "
@@ -159,10 +160,10 @@ def _check_component(group: str, section: DictConfig) -> None:
         *INJECTED_ARGUMENTS[group],
         *(DATA_BUILDER_KEYS if group == "data" else []),
     }
-    _check_against_signature(group, section, builder, ignored)
+    _check_against_signature(group, section, signature, ignored)
 
 
-def _drop_settings_of_replaced_entry(group: str, section: DictConfig, builder: Any) -> None:
+def _drop_settings_of_replaced_entry(group: str, section: DictConfig, signature: ComponentSignature) -> None:
     """With `group._target_=...` on the command line, the group's default option still brings its settings;
     drop those the new class does not take (a typo matches neither, so it is still reported)."""
     from dlx.registry import registry_for_group
@@ -170,9 +171,12 @@ def _drop_settings_of_replaced_entry(group: str, section: DictConfig, builder: A
     registry = registry_for_group(group)
     if str(section.name) not in registry:
         return
-    replaced = set(inspect.signature(registry.get(str(section.name))).parameters)
-    accepted = set(inspect.signature(builder).parameters)
-    dropped = [key for key in list(section) if key in replaced - accepted and key not in ("name", "_target_")]
+    replaced = set(registry.signature(str(section.name)).required)
+    dropped = [
+        key
+        for key in list(section)
+        if key in replaced - set(signature.required) and key not in ("name", "_target_")
+    ]
     with open_dict(section):
         for key in dropped:
             del section[key]
@@ -183,35 +187,26 @@ def _drop_settings_of_replaced_entry(group: str, section: DictConfig, builder: A
         )
 
 
-def _check_against_signature(group: str, section: DictConfig, builder: Any, ignored: set[str]) -> None:
-    signature = inspect.signature(builder)
-    parameters = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    accepts_anything = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
-    try:
-        hints = typing.get_type_hints(builder.__init__ if inspect.isclass(builder) else builder)
-    except Exception:  # unresolvable annotations in user code: check names only
-        hints = {}
+def _check_against_signature(
+    group: str, section: DictConfig, signature: ComponentSignature, ignored: set[str]
+) -> None:
     for key in section:
         if key in ignored:
             continue
-        if key not in parameters:
-            if accepts_anything:
+        if key not in signature.required:
+            if signature.accepts_anything:
                 continue
-            valid = [p for p in parameters if p not in ignored]
+            valid = [p for p in signature.required if p not in ignored]
             raise DlxError(
                 f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
                 f"{', '.join(valid)}. Remove it with `~{group}.{key}`."
             )
         if OmegaConf.is_missing(section, key):
             raise DlxError(f"'{group}.{key}' must be set. Type `{group}.{key}=<value>`.")
-        if key in hints and not _filled_from_data_later(section, key):
-            _check_value(f"{group}.{key}", section[key], hints[key])
-    for name, parameter in parameters.items():
-        if parameter.default is inspect.Parameter.empty and name not in section and name not in ignored:
+        if key in signature.hints and not _filled_from_data_later(section, key):
+            _check_value(f"{group}.{key}", section[key], signature.hints[key])
+    for name, required in signature.required.items():
+        if required and name not in section and name not in ignored:
             raise DlxError(f"'{group}.{name}' is required but not set. Type `+{group}.{name}=<value>`.")
 
 
