@@ -10,19 +10,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlx.errors import DlxError
+from dlx.metrics import ClassificationMetrics, Mean
 from dlx.tasks.base import Batch, Task
 
 
 class ClassificationTask(Task):
     def __init__(self, model: nn.Module, num_classes: int, label_smoothing: float = 0.0):
         super().__init__(model)
-        from torchmetrics import MeanMetric
-        from torchmetrics.classification import (
-            MulticlassAccuracy,
-            MulticlassConfusionMatrix,
-            MulticlassF1Score,
-        )
-
         if num_classes < 2:
             raise DlxError(
                 f"task.num_classes must be at least 2, got {num_classes}. For one continuous "
@@ -35,15 +29,8 @@ class ClassificationTask(Task):
             )
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
-        metrics = {
-            "loss": MeanMetric(),
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
-        }
-        if num_classes > 5:
-            metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-        self.metrics = nn.ModuleDict(metrics)
-        self.confusion = MulticlassConfusionMatrix(num_classes)
+        self.loss_mean = Mean()
+        self.metrics = ClassificationMetrics(num_classes, top_k=5 if num_classes > 5 else None)
 
     def training_step(self, batch: Batch) -> torch.Tensor:
         inputs, targets = batch
@@ -53,18 +40,14 @@ class ClassificationTask(Task):
         inputs, targets = batch
         logits = self.model(inputs).float()
         loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
-        self.metrics["loss"].update(loss, weight=len(targets))
-        for name, metric in self.metrics.items():
-            if name != "loss":
-                metric.update(logits, targets)
-        self.confusion.update(logits, targets)
+        self.loss_mean.update(loss, weight=len(targets))
+        self.metrics.update(logits, targets)
 
     def compute_metrics(self) -> dict[str, float]:
-        results = {name: float(metric.compute()) for name, metric in self.metrics.items()}
-        for metric in self.metrics.values():
-            metric.reset()
-        self._last_confusion = self.confusion.compute().cpu()
-        self.confusion.reset()
+        results = {"loss": self.loss_mean.compute(), **self.metrics.compute()}
+        self._last_confusion = self.metrics.confusion_matrix()
+        self.loss_mean.reset()
+        self.metrics.reset()
         return results
 
     def save_report(self, folder: Path, class_names: list[str] | None = None) -> dict[str, Any]:

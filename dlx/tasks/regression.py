@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlx.errors import DlxError, did_you_mean
+from dlx.metrics import Mean, RegressionMetrics
 from dlx.tasks.base import Batch, Task
 
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
@@ -15,23 +16,14 @@ LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 class RegressionTask(Task):
     def __init__(self, model: nn.Module, loss: str = "mse"):
         super().__init__(model)
-        from torchmetrics import MeanMetric
-        from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
-
         if loss not in LOSSES:
             raise DlxError(
                 f"task.loss '{loss}' is unknown.{did_you_mean(loss, LOSSES)} Choose one of: "
                 f"{', '.join(LOSSES)} (e.g. `task.loss=l1`)."
             )
         self.loss_function = LOSSES[loss]
-        self.metrics = nn.ModuleDict(
-            {
-                "loss": MeanMetric(),
-                "mae": MeanAbsoluteError(),
-                "rmse": MeanSquaredError(squared=False),
-                "r2": R2Score(),
-            }
-        )
+        self.loss_mean = Mean()
+        self.metrics = RegressionMetrics()
 
     def _predict(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.model(inputs).float().reshape(targets.shape)
@@ -44,13 +36,11 @@ class RegressionTask(Task):
         inputs, targets = batch
         predictions = self._predict(inputs, targets)
         targets = targets.float()
-        self.metrics["loss"].update(self.loss_function(predictions, targets), weight=len(targets))
-        flat_predictions, flat_targets = predictions.reshape(-1), targets.reshape(-1)
-        for name in ("mae", "rmse", "r2"):
-            self.metrics[name].update(flat_predictions, flat_targets)
+        self.loss_mean.update(self.loss_function(predictions, targets), weight=len(targets))
+        self.metrics.update(predictions, targets)
 
     def compute_metrics(self) -> dict[str, float]:
-        results = {name: float(metric.compute()) for name, metric in self.metrics.items()}
-        for metric in self.metrics.values():
-            metric.reset()
+        results = {"loss": self.loss_mean.compute(), **self.metrics.compute()}
+        self.loss_mean.reset()
+        self.metrics.reset()
         return results
