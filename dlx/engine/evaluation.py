@@ -12,7 +12,7 @@ from dlx.tasks.base import Task
 
 
 def move_batch(batch: tuple[torch.Tensor, ...], device: torch.device, channels_last: bool = False):
-    inputs, *rest = (t.to(device, non_blocking=True) for t in batch)
+    inputs, *rest = (t if t.device == device else t.to(device, non_blocking=True) for t in batch)
     if channels_last and inputs.dim() == 4:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return (inputs, *rest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from dlx.console import console
 
@@ -28,6 +29,7 @@ class ProgressDisplay:
         self.max_epochs = max_epochs
         self.progress = None
         self.bar = None
+        self.pending, self.pushed = 0, 0.0  # steps not yet shown; when the bar last moved
         if self.rich:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -48,15 +50,26 @@ class ProgressDisplay:
         total = f"/{self.max_epochs}" if self.max_epochs else ""
         description = f"epoch {epoch + 1}{total}"
         if self.bar is not None:
+            self._push()
             self.progress.update(self.bar, visible=False)
         self.bar = self.progress.add_task(description, total=batches, completed=completed, metrics="")
 
     def advance(self) -> None:
+        # Moving a rich bar costs tens of microseconds; the screen refreshes 10 times a second, so the
+        # bar is moved at most that often, not on every step.
         if self.bar is not None:
-            self.progress.advance(self.bar)
+            self.pending += 1
+            if time.monotonic() - self.pushed >= 0.1:
+                self._push()
+
+    def _push(self) -> None:
+        if self.pending:
+            self.progress.advance(self.bar, self.pending)
+            self.pending, self.pushed = 0, time.monotonic()
 
     def show_train(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         if self.bar is not None:
+            self._push()
             self.progress.update(self.bar, metrics=format_metrics(metrics))
         elif not self.quiet:
             log.info("epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
@@ -67,5 +80,7 @@ class ProgressDisplay:
 
     def close(self) -> None:
         if self.progress is not None:
+            if self.bar is not None:
+                self._push()
             self.progress.stop()
             self.progress = None

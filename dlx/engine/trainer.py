@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from dlx import __version__
-from dlx.config.schema import parse_duration
+from dlx.config.schema import parse_duration, trainer_settings
 from dlx.data.base import DataModule
 from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
 from dlx.engine.divergence import DivergenceWatch, explain
@@ -70,7 +70,7 @@ class Trainer:
         config_yaml: str,
         validation_listeners: Sequence[Callable[[int, float, dict[str, float]], None]] = (),
     ):
-        self.config = config
+        self.config = config = trainer_settings(config)
         # Called with (step, monitored score, metrics) after each validation and its checkpoint, e.g. by a
         # sweep that prunes hopeless trials by raising.
         self.validation_listeners = list(validation_listeners)
@@ -143,6 +143,7 @@ class Trainer:
         )
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         batches_per_epoch, max_epochs = self.batches_per_epoch, self.max_epochs
+        accumulate, log_every = cfg.accumulate_grad_batches, cfg.log_every_n_steps
         self.run_folder, self.logger = run_folder, logger or RunLogger()
         self.keeper = (
             CheckpointKeeper(run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
@@ -169,9 +170,9 @@ class Trainer:
                         break
                     batch = move_batch(batch, self.device, cfg.channels_last)
                     # An accumulation window closes every k batches and at the end of the epoch.
-                    window_start = batch_index - batch_index % cfg.accumulate_grad_batches
-                    window = min(cfg.accumulate_grad_batches, batches_per_epoch - window_start)
-                    logs_next_step = (state.global_step + 1) % cfg.log_every_n_steps == 0
+                    window_start = batch_index - batch_index % accumulate
+                    window = min(accumulate, batches_per_epoch - window_start)
+                    logs_next_step = (state.global_step + 1) % log_every == 0
                     optimization.begin_batch(
                         window,
                         at_boundary=batch_index + 1 == window_start + window,
@@ -187,7 +188,7 @@ class Trainer:
                         continue
                     state.global_step += 1
 
-                    if state.global_step % cfg.log_every_n_steps == 0:
+                    if state.global_step % log_every == 0:
                         self._log_training(progress)
                     end_of_epoch = state.batch_in_epoch == batches_per_epoch
                     if not end_of_epoch and _every(cfg.val_every_n_steps, state.global_step):

@@ -85,7 +85,7 @@ def build_param_groups(
             continue
         prefix = _longest_matching_prefix(name, prefixes)
         multiplier = float(lr_multipliers[prefix]) if prefix is not None else 1.0
-        decayed = name not in no_decay
+        decayed = weight_decay > 0 and name not in no_decay  # without decay, one group (a faster step)
         group = groups.setdefault(
             (multiplier, decayed),
             {

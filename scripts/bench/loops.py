@@ -1,0 +1,247 @@
+"""The same model, data, seed and batches trained three ways: a plain PyTorch loop, dlx's trainer, and
+(if installed) Lightning's barebones Trainer. Each returns its per-step losses and milliseconds per step.
+
+Only training steps are timed (from the first batch to the last optimizer step, inside one epoch, so
+no epoch-end checkpoint or validation falls inside the window); dlx runs with its progress display,
+metrics.jsonl logging and run folder on, W&B off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from dlx.data.base import DataMetadata, DataModule
+
+
+class RepeatedDigits(DataModule):
+    """The bundled digits repeated (and for the CNN upsampled to MNIST's 28x28), so one epoch holds
+    every timed step and nothing is downloaded."""
+
+    def __init__(self, train_samples: int = 70000, size: int = 8, batch_size: int = 64, seed: int = 0):
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.train_samples, self.size = train_samples, size
+
+    def load(self) -> None:
+        from dlx.data.digits import DigitsData
+
+        digits = DigitsData(seed=self.seed).setup()
+        for split, (inputs, targets) in digits.splits.items():
+            if self.size != inputs.shape[-1]:
+                inputs = F.interpolate(inputs, size=(self.size, self.size), mode="bilinear")
+            repeats = -(-self.train_samples // len(inputs)) if split == "train" else 1
+            self.splits[split] = (inputs.repeat(repeats, 1, 1, 1), targets.repeat(repeats))
+
+    def metadata(self) -> DataMetadata:
+        return DataMetadata([1, self.size, self.size], 10, 10, [str(i) for i in range(10)])
+
+
+class RandomSequences(DataModule):
+    """Token sequences of one length with a label that depends on them, for the LSTM row."""
+
+    def __init__(
+        self,
+        samples: int = 20000,
+        length: int = 32,
+        vocab_size: int = 1000,
+        batch_size: int = 64,
+        seed: int = 0,
+    ):
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.samples, self.length, self.vocab_size = samples, length, vocab_size
+
+    def load(self) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        for split, count in (("train", self.samples), ("val", 1000), ("test", 1000)):
+            tokens = torch.randint(1, self.vocab_size, (count, self.length), generator=generator)
+            self.splits[split] = (tokens, (tokens[:, 0] > self.vocab_size // 2).long())
+
+    def metadata(self) -> DataMetadata:
+        return DataMetadata([self.length], 2, 2, ["low", "high"], vocab_size=self.vocab_size, pad_id=0)
+
+
+@dataclass
+class Case:
+    name: str
+    overrides: list[str]
+    steps: int
+
+
+CASES = [
+    Case(
+        "tiny MLP 64-256-256-10, digits 8x8, batch 64",
+        ["model=mlp", "data._target_=scripts.bench.loops.RepeatedDigits", "data.batch_size=64"],
+        1000,
+    ),
+    Case(
+        "CNN conv16-conv32-fc128, 28x28, batch 128",
+        [
+            "model=cnn",
+            "model.channels=[16,32]",
+            "model.pooled_size=7",
+            "model.hidden_size=128",
+            "model.batch_norm=false",
+            "data._target_=scripts.bench.loops.RepeatedDigits",
+            "+data.size=28",
+            "+data.train_samples=40000",
+            "data.batch_size=128",
+        ],
+        300,
+    ),
+    Case(
+        "LSTM 1x128, 32 tokens, vocab 1000, batch 64",
+        [
+            "model=rnn",
+            "model.cell=lstm",
+            "model.hidden_size=128",
+            "model.embedding_size=64",
+            "model.num_layers=1",
+            "model.bidirectional=false",
+            "data._target_=scripts.bench.loops.RandomSequences",
+            "data.batch_size=64",
+        ],
+        300,
+    ),
+]
+
+
+def compose(case: Case, output_dir: Path, steps: int | None = None):
+    from dlx.config.compose import compose_config
+    from dlx.config.validate import validate_config
+
+    return validate_config(
+        compose_config(
+            [
+                *case.overrides,
+                "logger=none",
+                "trainer.progress=plain",
+                f"trainer.max_steps={steps or case.steps}",
+                "trainer.max_epochs=null",
+                "trainer.log_every_n_steps=50",
+                f"output_dir={output_dir}",
+                "optimizer=adamw",
+                "optimizer.weight_decay=0.0",
+                "scheduler=cosine",
+            ]
+        )
+    )
+
+
+@dataclass
+class LoopResult:
+    losses: list[float]
+    ms_per_step: float
+
+
+def raw_loop(cfg) -> LoopResult:
+    """What a user writes by hand: same seed order as dlx, same batches, AdamW + cosine."""
+    from dlx.build import build_data, build_model
+    from dlx.engine.trainer import seed_everything
+
+    seed_everything(cfg.seed, deterministic=False)
+    data = build_data(cfg)
+    model = build_model(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=0.0)
+    steps = cfg.trainer.max_steps
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    losses = []
+    model.train()
+    for step, (inputs, targets) in enumerate(data.loader("train", epoch=0)):
+        if step == 1:
+            started = time.perf_counter()  # step 0 pays for one-time allocations in both loops
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        losses.append(loss.detach())
+        if step + 1 == steps:
+            break
+    elapsed = time.perf_counter() - started
+    return LoopResult([float(loss) for loss in losses], elapsed / (steps - 1) * 1000)
+
+
+def dlx_loop(cfg) -> LoopResult:
+    """dlx's own trainer; its task's train_batch is wrapped only to record losses and the clock."""
+    import dlx.build
+    from dlx.train import fit_config
+
+    losses, clock = [], {}
+    original_build_task = dlx.build.build_task
+
+    def build_task(config, model):
+        task = original_build_task(config, model)
+        train_batch = task.train_batch
+
+        def timed_train_batch(batch, optimization):
+            if len(losses) == 1:
+                clock["start"] = time.perf_counter()
+            loss = train_batch(batch, optimization)
+            losses.append(loss)
+            clock["end"] = time.perf_counter()  # the last step's end, before validation starts
+            return loss
+
+        task.train_batch = timed_train_batch
+        return task
+
+    dlx.build.build_task = build_task
+    try:
+        fit_config(cfg)
+    finally:
+        dlx.build.build_task = original_build_task
+    steps = cfg.trainer.max_steps
+    return LoopResult([float(loss) for loss in losses], (clock["end"] - clock["start"]) / (steps - 1) * 1000)
+
+
+def lightning_loop(cfg) -> LoopResult | None:
+    """Lightning's barebones Trainer (no logging, progress or checkpoints) as a reference, if installed."""
+    try:
+        import lightning
+    except ImportError:
+        return None
+    from dlx.build import build_data, build_model
+    from dlx.engine.trainer import seed_everything
+
+    seed_everything(cfg.seed, deterministic=False)
+    data = build_data(cfg)
+    model = build_model(cfg)
+    steps = cfg.trainer.max_steps
+    batches = list(data.loader("train", epoch=0))[:steps]
+    losses, clock = [], []
+
+    class Module(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, index):
+            if index == 1:
+                clock.append(time.perf_counter())
+            inputs, targets = batch
+            loss = F.cross_entropy(self.model(inputs), targets)
+            losses.append(loss.detach())
+            return loss
+
+        def on_train_end(self):
+            clock.append(time.perf_counter())
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.optimizer.lr, weight_decay=0.0)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    trainer = lightning.Trainer(
+        barebones=True, max_steps=steps, accelerator="cpu", devices=1, num_sanity_val_steps=0
+    )
+    trainer.fit(Module(), train_dataloaders=batches)
+    return LoopResult([float(loss) for loss in losses], (clock[1] - clock[0]) / (steps - 1) * 1000)
+
+
+def max_loss_difference(a: LoopResult, b: LoopResult) -> float:
+    if len(a.losses) != len(b.losses):
+        return float("inf")
+    return max(abs(x - y) for x, y in zip(a.losses, b.losses, strict=True))
