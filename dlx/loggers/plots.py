@@ -8,19 +8,16 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float, columns: int = 1):
+    # matplotlib's Figure draws with Agg without pyplot: no global state, and 0.3 s less to import.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=(width, height))
+    return figure, figure.subplots(1, columns)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None = None) -> None:
     """Loss (train and val), the monitored metric and the learning rate against the optimizer step."""
-    plt = _pyplot()
-
     def series(key: str) -> tuple[list[float], list[float]]:
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
         return [p[0] for p in points], [p[1] for p in points]
@@ -29,7 +26,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None =
     panels = (
         [("loss", ["train/loss", "val/loss"])] + ([(metric, [metric])] if metric else []) + [("lr", ["lr"])]
     )
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    figure, axes = _figure(5 * len(panels), 3.6, len(panels))
     for axis, (title, keys) in zip(np.atleast_1d(axes), panels, strict=True):
         for key in keys:
             steps, values = series(key)
@@ -46,13 +43,11 @@ def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None =
             axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path) -> None:
-    plt = _pyplot()
     size = max(4.0, 0.45 * len(class_names) + 2)
-    figure, axis = plt.subplots(figsize=(size, size))
+    figure, axis = _figure(size, size)
     axis.imshow(matrix, cmap="Blues")
     ticks = range(len(class_names))
     axis.set_xticks(ticks, class_names, rotation=45, ha="right")
@@ -75,4 +70,3 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
                 )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)

@@ -83,3 +83,36 @@ def _fresh_wandb_service():
     wandb.teardown()
     yield
     wandb.teardown()
+
+
+def test_a_slow_wandb_start_does_not_hold_up_training(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from dlx.loggers.wandb_run import WandbRun
+
+    received = []
+
+    class FakeRun:
+        id = "ignored"
+        summary = {}
+
+        def log(self, metrics, step):
+            received.append((step, metrics))
+
+        def finish(self, exit_code):
+            received.append(("finished", exit_code))
+
+    def slow_init(self, settings, run_folder, config):
+        time.sleep(1.0)
+        return FakeRun()
+
+    monkeypatch.setattr(WandbRun, "_init", slow_init)
+    settings = SimpleNamespace(mode="offline", init_timeout=5.0)
+    started = time.perf_counter()
+    run = WandbRun(settings, tmp_path, {}, run_id=None)
+    for step in range(3):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    assert time.perf_counter() - started < 0.5  # logging did not wait for the start
+    assert len(run.id) == 8  # known at once, so a checkpoint can name the run
+    run.finish(0)
+    assert received == [(0, {"loss": 1.0}), (1, {"loss": 0.5}), (2, {"loss": 1 / 3}), ("finished", 0)]
