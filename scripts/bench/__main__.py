@@ -1,0 +1,97 @@
+"""dlx's benchmarks in one markdown table: raw-loop parity and throughput (with Lightning's barebones
+Trainer as a reference when installed), start-up, time to accuracy, the in-memory fast path and, with a
+CUDA device, mixed precision.
+
+    uv run --group bench python -m scripts.bench [--repeats 3] [--data-root DIR] [--only loops,startup]
+
+--data-root is a folder holding MNIST/ in torchvision's layout (the MNIST rows are skipped without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+SECTIONS = ["loops", "startup", "accuracy", "fast_path", "gpu"]
+
+
+def loop_rows(repeats: int, output_dir: Path) -> list[dict]:
+    from scripts.bench import loops
+
+    rows = []
+    for case in loops.CASES:
+        raw, ours, lightning, difference = [], [], [], 0.0
+        for _ in range(repeats):  # interleaved: a busy moment costs every loop alike
+            raw_result = loops.raw_loop(loops.compose(case, output_dir))
+            our_result = loops.dlx_loop(loops.compose(case, output_dir))
+            lightning_result = loops.lightning_loop(loops.compose(case, output_dir))
+            raw.append(raw_result.ms_per_step)
+            ours.append(our_result.ms_per_step)
+            difference = max(difference, loops.max_loss_difference(raw_result, our_result))
+            if lightning_result is not None:
+                lightning.append(lightning_result.ms_per_step)
+        raw_ms, our_ms = statistics.median(raw), statistics.median(ours)
+        throughput = raw_ms / our_ms
+        reference = f"; Lightning barebones {statistics.median(lightning):.3f} ms" if lightning else ""
+        rows.append(
+            {
+                "benchmark": f"{case.name}: plain loop vs dlx",
+                "value": f"{raw_ms:.3f} vs {our_ms:.3f} ms/step: throughput {throughput:.3f}x, "
+                f"max loss difference {difference:.1e}{reference}",
+                "target": ">= 0.97x, losses equal to 5 decimals",
+                "met": throughput >= 0.97 and difference < 5e-6,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    arguments = parser.parse_args()
+    chosen = arguments.only.split(",")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as output_dir:
+        if "loops" in chosen:
+            rows += loop_rows(arguments.repeats, Path(output_dir))
+        if "startup" in chosen:
+            from scripts.bench import startup
+
+            rows += startup.measure(max(arguments.repeats, 5))
+        if "accuracy" in chosen:
+            from scripts.bench import accuracy
+
+            rows += accuracy.measure_digits(arguments.repeats)
+            if arguments.data_root is not None:
+                rows += accuracy.measure_mnist(arguments.data_root.resolve(), arguments.repeats)
+            else:
+                rows.append({"benchmark": "MNIST rows", "value": "skipped: no --data-root", "target": "-"})
+        if "fast_path" in chosen:
+            from scripts.bench import fast_path
+
+            rows += fast_path.measure(arguments.repeats)
+        if "gpu" in chosen:
+            from scripts.bench import gpu
+
+            rows += gpu.measure(arguments.repeats, Path(output_dir))
+    print(
+        f"\n{datetime.date.today()}, {platform.node()}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, median of {arguments.repeats}\n"
+    )
+    print("| benchmark | measured | target | met |")
+    print("|---|---|---|---|")
+    for row in rows:
+        met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
+        print(f"| {row['benchmark']} | {row['value']} | {row['target']} | {met} |")
+
+
+if __name__ == "__main__":
+    main()
