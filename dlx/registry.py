@@ -108,6 +108,9 @@ DATA = Registry(
         "xor": "dlx.data.synthetic:XorData",
         "spirals": "dlx.data.synthetic:SpiralsData",
         "tabular": "dlx.data.tabular:TabularData",
+        "text_classification": "dlx.data.text_classification:TextClassificationData",
+        "sst2": "dlx.data.text_classification:TextClassificationData",
+        "char_lm": "dlx.data.char_lm:CharLMData",
     },
     group="data",
 )

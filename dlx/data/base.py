@@ -25,6 +25,7 @@ class DataMetadata:
     mean: list[float] | None = None
     std: list[float] | None = None
     vocab_size: int | None = None  # token-id inputs (text): the embedding table's size
+    pad_id: int | None = None  # token-id inputs: right-padding id, so lengths = (tokens != pad_id).sum(1)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,14 +70,16 @@ class TensorLoader:
         order = None
         if self.shuffle:
             generator = torch.Generator().manual_seed(batch_seed(self.seed, self.epoch))
-            order = torch.randperm(n, generator=generator)
+            order = torch.randperm(n, generator=generator).to(self.inputs.device)
         for batch_index in range(self.start_batch, len(self)):
             start, stop = batch_index * self.batch_size, min((batch_index + 1) * self.batch_size, n)
             if order is None:
                 inputs, targets = self.inputs[start:stop], self.targets[start:stop]
             else:
+                # index_select, not inputs[index]: advanced indexing parallelises tiny gathers, which costs
+                # milliseconds per batch on a busy CPU (measured: 7 us vs 13 ms for a [64, 64] batch).
                 index = order[start:stop]
-                inputs, targets = self.inputs[index], self.targets[index]
+                inputs, targets = self.inputs.index_select(0, index), self.targets.index_select(0, index)
             if self.prepare is not None:
                 inputs = self.prepare(inputs)
             if self.transform is not None:
@@ -137,6 +140,18 @@ class DataModule:
         if not self.splits:
             self.load()
         return self
+
+    def keep_on_device(self, device: torch.device, max_fraction_of_free_memory: float = 0.5) -> bool:
+        """Move every split onto an accelerator when they fit, so batches are sliced there: no per-step
+        copy from host memory. Returns whether it moved them."""
+        if device.type != "cuda":
+            return False
+        size = sum(t.numel() * t.element_size() for pair in self.splits.values() for t in pair)
+        free, _ = torch.cuda.mem_get_info(device)
+        if size > max_fraction_of_free_memory * free:
+            return False
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+        return True
 
     def loader(
         self, split: str, epoch: int = 0, start_batch: int = 0, shuffle: bool | None = None

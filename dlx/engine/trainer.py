@@ -99,6 +99,7 @@ class Trainer:
         self.task, self.data, self.checkpoint = task, data, checkpoint
         self.data_name = type(data).__name__
         data.setup()
+        data.keep_on_device(self.device)
         self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
         task.to(self.device)
         if cfg.channels_last:

@@ -12,7 +12,11 @@ GROUP_OPTIONS = [
     if group.is_dir() and group.name != "sweep"  # search spaces for `dlx sweep` (tests/sweep plans each)
     for path in sorted(group.glob("*.yaml"))
 ]
-DATA_NEEDS = {"tabular": ["data.path=table.csv", "data.target=y"]}
+DATA_NEEDS = {
+    "tabular": ["data.path=table.csv", "data.target=y"],
+    "sst2": ["data.root=SST-2"],
+    "char_lm": ["data.path=input.txt"],
+}
 
 
 @pytest.mark.parametrize("group, option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])

@@ -6,11 +6,16 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from dlx.config.schema import DATA_BUILDER_KEYS
 from dlx.registry import DATA
 
 CONFIG_FOLDER = Path(__file__).resolve().parents[2] / "configs" / "data"
-BUILDER_KEYS = {"name", "input_shape", "num_outputs", "num_classes", "class_names", "split"}
-REQUIRED_FROM_USER = {"tabular": {"path": "table.csv", "target": "label"}}  # `???` in the config
+BUILDER_KEYS = {"name", *DATA_BUILDER_KEYS}
+REQUIRED_FROM_USER = {  # `???` in the config
+    "tabular": {"path": "table.csv", "target": "label"},
+    "sst2": {"root": "SST-2"},
+    "char_lm": {"path": "input.txt"},
+}
 
 
 def resolved_config(name: str) -> dict:
