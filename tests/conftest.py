@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["NETRC"] = os.devnull  # "not logged in", whatever the developer's machine has
+os.environ["DLX_CACHE_DIR"] = tempfile.mkdtemp(prefix="dlx-test-cache-")  # never the developer's cache
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from importlib.metadata import EntryPoint
 import pytest
 import torch
 
+import dlx.registry
 from dlx.errors import DlxError
 from dlx.registry import MODELS, REGISTRIES, Registry
 
@@ -11,7 +12,7 @@ from dlx.registry import MODELS, REGISTRIES, Registry
 def test_unknown_names_suggest_the_closest_and_list_all():
     with pytest.raises(DlxError) as caught:
         MODELS.get("resnt")
-    assert "Did you mean 'resnet'" in str(caught.value) and "cnn, mlp, resnet" in str(caught.value)
+    assert "Did you mean 'resnet'" in str(caught.value) and ", ".join(MODELS.names()) in str(caught.value)
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRIES))
@@ -28,15 +29,18 @@ def test_register_decorator_and_entry_points(monkeypatch):
     def build_mine():
         return "built"
 
-    monkeypatch.setattr(
-        "dlx.registry.entry_points",
-        lambda group: (
-            [EntryPoint("theirs", "collections:OrderedDict", group)] if group == "dlx.widgets" else []
-        ),
-    )
+    installed = [
+        EntryPoint("theirs", "collections:OrderedDict", "dlx.widgets"),
+        EntryPoint("x", "y:z", "other"),
+    ]
+    package = type("Distribution", (), {"entry_points": installed})
+    monkeypatch.setattr("importlib.metadata.distributions", lambda: [package])
+    dlx.registry._installed_entry_points.cache_clear()
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert registry.get("theirs").__name__ == "OrderedDict"  # an unknown name looks at the installed packages
     assert registry.names() == ["mine", "theirs"]
     assert registry.get("mine")() == "built"
-    assert registry.get("theirs").__name__ == "OrderedDict"
+    dlx.registry._installed_entry_points.cache_clear()
 
 
 def test_a_users_own_model_class_through_target(tmp_path, monkeypatch):

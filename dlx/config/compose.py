@@ -40,10 +40,7 @@ def _register_recipes(overrides: list[str], extra_dirs: list[Path]) -> None:
 
 def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -> DictConfig:
     """Return the composed (unvalidated) config for these Hydra overrides."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
+    from dlx.config import compose_cache
 
     extra_dirs = [Path(d).expanduser().resolve() for d in (extra_dirs or [])]
     for folder in extra_dirs:
@@ -52,6 +49,20 @@ def compose_config(overrides: list[str], extra_dirs: list[Path] | None = None) -
                 f"--config-dir '{folder}' is not a folder. Point it at a folder holding your "
                 "config groups (model/, data/, ...) and/or recipes/."
             )
+    entry = compose_cache.entry_for(overrides, extra_dirs)
+    cfg = compose_cache.load(entry)
+    if cfg is None:
+        cfg = _compose_with_hydra(overrides, extra_dirs)
+        compose_cache.store(entry, cfg)
+    return cfg
+
+
+def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
     _register_recipes(overrides, extra_dirs)
     # `model._target_=pkg.Net` should work like any other override although no config file has the key.
     overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
