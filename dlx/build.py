@@ -13,11 +13,31 @@ from dlx.registry import import_object, registry_for_group
 
 
 def _builder_and_arguments(group: str, section: DictConfig, skip: tuple[str, ...] = ()) -> tuple[Any, dict]:
-    arguments = OmegaConf.to_container(section, resolve=True)
+    from omegaconf.errors import InterpolationKeyError
+
+    try:
+        arguments = OmegaConf.to_container(section, resolve=True)
+    except InterpolationKeyError as error:
+        missing = str(error.msg).splitlines()[0]
+        raise DlxError(
+            f"{error.full_key} refers to a setting this run does not have ({missing}): the {group} expects "
+            "another kind of data, e.g. a text model (model=rnn, transformer, gpt, hf) needs text data "
+            "(data=text_classification, sst2 or char_lm). Pick options that fit together."
+        ) from error
     target = arguments.pop("_target_", None)
     name = arguments.pop("name", None)
     builder = import_object(target) if target else registry_for_group(group).get(name)
     return builder, {k: v for k, v in arguments.items() if k not in skip}
+
+
+def instantiate_data(cfg: DictConfig, state: dict[str, Any] | None = None):
+    """The data module with a checkpoint's ``data_state`` (e.g. a vocabulary) loaded, before it reads any
+    file: enough to encode and decode text (`dlx generate`) when the training data is gone."""
+    builder, arguments = _builder_and_arguments("data", cfg.data, skip=tuple(DATA_BUILDER_KEYS))
+    data = builder(**arguments)
+    if state:
+        data.load_state_dict(state)
+    return data
 
 
 def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
@@ -25,10 +45,7 @@ def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
 
     ``state`` is a checkpoint's ``data_state`` (e.g. a vocabulary), loaded before the data is read.
     """
-    builder, arguments = _builder_and_arguments("data", cfg.data, skip=tuple(DATA_BUILDER_KEYS))
-    data = builder(**arguments)
-    if state:
-        data.load_state_dict(state)
+    data = instantiate_data(cfg, state)
     data.setup()
     metadata = data.metadata()
     for key in DATA_METADATA_KEYS:

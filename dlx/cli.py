@@ -161,6 +161,38 @@ def predict(
     _run(lambda: predict_inputs(source, inputs or [], top_k, limit, trust_checkpoint))
 
 
+@app.command(
+    "generate",
+    epilog=(
+        "Examples:\n\n"
+        "  dlx generate outputs/<experiment>/<run>/checkpoints/best.ckpt --prompt 'ROMEO:'\n\n"
+        "  dlx generate CKPT --prompt 'ROMEO:' --max-new-tokens 500 --temperature 0.8 --top-k 200 \\\n"
+        "      --top-p 0.95 --seed 1 --device cuda"
+    ),
+)
+def generate(
+    checkpoint: Path = typer.Argument(..., help="A language-model checkpoint (task=language_modeling)."),
+    prompt: str = typer.Option("\n", "--prompt", help="The text to continue (default: a newline)."),
+    max_new_tokens: int = typer.Option(500, "--max-new-tokens", help="How many tokens to sample."),
+    temperature: float = typer.Option(0.8, "--temperature", help="Below 1: safer text; above 1: wilder."),
+    top_k: int = typer.Option(200, "--top-k", help="Sample among the k most likely tokens only."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus: the most likely tokens covering p (0, 1]."),
+    seed: int = typer.Option(None, "--seed", help="Draw the same text again (default: a new seed)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if there is one), cpu or cuda."),
+    trust_checkpoint: bool = typer.Option(
+        False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
+    ),
+) -> None:
+    """Sample text from a language model checkpoint, printed token by token as it is sampled."""
+    from dlx.generate import generate as generate_text
+
+    _run(
+        lambda: generate_text(
+            checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, seed, device, trust_checkpoint
+        )
+    )
+
+
 @app.command("ls", epilog="Examples:\n\n  dlx ls\n\n  dlx ls models\n\n  dlx ls recipes")
 def list_components(
     what: str = typer.Argument("all", help="models, data, tasks, optimizers, schedulers, recipes or all"),

@@ -51,12 +51,21 @@ def print_listing(what: str, config_dirs: list[Path]) -> None:
 
 def print_config(overrides: list[str], config_dirs: list[Path], as_yaml: bool) -> None:
     from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationKeyError
 
     from dlx.config.compose import compose_config
     from dlx.config.validate import validate_config
 
     cfg = validate_config(compose_config(overrides, config_dirs))
-    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except InterpolationKeyError as error:
+        missing = str(error.msg).splitlines()[0]
+        raise DlxError(
+            f"{error.full_key} refers to a setting this config does not have ({missing}): "
+            "the pieces do not fit together, e.g. a text model (model=rnn, transformer, gpt, hf) needs text "
+            "data (data=text_classification, sst2 or char_lm)."
+        ) from error
     if as_yaml:
         console.print(OmegaConf.to_yaml(resolved), end="", markup=False)
         return

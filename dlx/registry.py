@@ -110,6 +110,10 @@ MODELS = Registry(
         "mlp": "dlx.models.mlp:MLP",
         "cnn": "dlx.models.cnn:CNN",
         "resnet": "dlx.models.resnet:build_resnet",
+        "rnn": "dlx.models.rnn:RNNClassifier",
+        "transformer": "dlx.models.transformer:TransformerClassifier",
+        "gpt": "dlx.models.gpt:GPT",
+        "hf": "dlx.models.hf:HFClassifier",
     },
     group="model",
 )
@@ -134,6 +138,7 @@ TASKS = Registry(
     {
         "classification": "dlx.tasks.classification:ClassificationTask",
         "regression": "dlx.tasks.regression:RegressionTask",
+        "language_modeling": "dlx.tasks.language_modeling:LanguageModelingTask",
     },
     group="task",
 )

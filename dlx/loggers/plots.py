@@ -18,6 +18,7 @@ def _figure(width: float, height: float, columns: int = 1):
 
 def plot_curves(records: list[dict[str, Any]], path: Path, monitor: str | None = None) -> None:
     """Loss (train and val), the monitored metric and the learning rate against the optimizer step."""
+
     def series(key: str) -> tuple[list[float], list[float]]:
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
         return [p[0] for p in points], [p[1] for p in points]

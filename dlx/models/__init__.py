@@ -1,1 +1,1 @@
-"""Models: each takes ``input_shape`` and ``num_outputs`` from the data module and returns raw outputs."""
+"""Models: each takes its sizes (input_shape, num_outputs, vocab_size) from the data, returns raw outputs."""

@@ -91,3 +91,12 @@ def init_weights(model: nn.Module, scheme: str, activation_name: str = "relu") -
             nn.init.orthogonal_(module.weight, gain=nn.init.calculate_gain(gain_name))
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def require_vocabulary(model: str, vocab_size: int | None) -> None:
+    """Models of token ids need the data's vocabulary size; other data modules have none."""
+    if vocab_size is None or vocab_size < 1:
+        raise DlxError(
+            f"model={model} reads token ids, but the data has no vocabulary (model.vocab_size={vocab_size}). "
+            "Use a text data module: `data=text_classification`, `data=sst2` or `data=char_lm`."
+        )

@@ -30,7 +30,9 @@ def test_each_family_exports_to_each_format_within_tolerance(family, export_form
     report = results["report"]
     assert results["path"].parent == checkpoint.parent and results["path"].stat().st_size > 0
     assert report.max_abs_difference <= TOLERANCE
-    assert report.agreement[0] == report.agreement[1] == report.samples > 2, "checked beyond the traced batch"
+    assert report.samples > 2, "checked beyond the traced batch"
+    if report.agreement is not None:  # a classifier (a language model's outputs are not one decision)
+        assert report.agreement[0] == report.agreement[1] == report.samples
     assert set(report.latency_ms) == {1, 64} and all(
         t > 0 for pair in report.latency_ms.values() for t in pair
     )
