@@ -84,21 +84,27 @@ def launch_processes(cfg: DictConfig, arguments: list[str]) -> dict[str, Any]:
         text = summary_file.read_text(encoding="utf-8")
         return json.loads(text) if text else {"stop_reason": "finished"}
     except ChildFailedError as failure:
-        return _outcome_of_failure(failure, world_size)
+        return _outcome_of_failure(failure, world_size, trainer.collective_timeout)
     except SignalException as stop:  # SIGTERM here, or a second Ctrl-C: torchrun has stopped the workers
         return {"stop_reason": "interrupted", "signal": int(stop.sigval)}
     finally:
         summary_file.unlink(missing_ok=True)
 
 
-def _outcome_of_failure(failure: Any, world_size: int) -> dict[str, Any]:
+def _outcome_of_failure(failure: Any, world_size: int, timeout: float) -> dict[str, Any]:
     """An interrupted run's summary, or a DlxError naming the rank that failed first and its message."""
     rank, process = _root_cause(failure.failures)
     report = process.error_file_data.get("dlx") or {}
     exit_code = report.get("exit_code", process.exitcode)
     if exit_code > 128 and report.get("interrupted"):
         return {"stop_reason": "interrupted", "signal": exit_code - 128}
-    if report:
+    if report.get("collateral"):
+        what = (
+            f"it lost another process or waited for one longer than trainer.collective_timeout={timeout:g} s "
+            f"({report['message']}). The other process hung or died without reporting an error; if a step "
+            "can legitimately take that long, raise `trainer.collective_timeout`."
+        )
+    elif report:
         what = report["message"]
     elif process.exitcode < 0:
         what = f"it was killed by signal {process.signal_name()} (out of memory?), with no error recorded."
