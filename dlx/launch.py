@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -66,8 +65,8 @@ def launch_processes(cfg: DictConfig, arguments: list[str]) -> dict[str, Any]:
         torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", str(trainer.rdzv_endpoint)]
     else:
         torchrun.append("--standalone")  # a free local port, so runs side by side do not collide
-    # SIGINT is left to the workers: a Ctrl-C reaches them from the terminal and each saves its step.
-    torchrun += ["--signals-to-handle", "SIGTERM,SIGHUP,SIGQUIT", "-m", "dlx", *arguments]
+    # torchrun passes a Ctrl-C or SIGTERM on to every worker once; they stop after the same step and save.
+    torchrun += ["-m", "dlx", *arguments]
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -79,13 +78,13 @@ def launch_processes(cfg: DictConfig, arguments: list[str]) -> dict[str, Any]:
     if "OMP_NUM_THREADS" not in os.environ:  # the processes share the cores
         environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // trainer.devices))
     try:
-        with _environment(environment), _quiet_torchrun(), _interrupts_reach_workers():
+        with _environment(environment), _quiet_torchrun():
             run(parse_args(torchrun))
         text = summary_file.read_text(encoding="utf-8")
         return json.loads(text) if text else {"stop_reason": "finished"}
     except ChildFailedError as failure:
         return _outcome_of_failure(failure, world_size, trainer.collective_timeout)
-    except SignalException as stop:  # SIGTERM here, or a second Ctrl-C: torchrun has stopped the workers
+    except SignalException as stop:  # torchrun has passed it on and waited for the workers
         return {"stop_reason": "interrupted", "signal": int(stop.sigval)}
     finally:
         summary_file.unlink(missing_ok=True)
@@ -232,34 +231,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def _quiet_torchrun() -> Iterator[None]:
     """torchrun's agent logs each step of its work; dlx reports the outcome itself (DLX_DEBUG: all)."""
-    logger = logging.getLogger("torch.distributed.elastic")
-    previous = logger.level
-    if not os.environ.get("DLX_DEBUG"):
+    loggers = [
+        logging.getLogger(name)
+        for name in list(logging.Logger.manager.loggerDict)
+        if name.startswith("torch.distributed") and not os.environ.get("DLX_DEBUG")
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
         logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        logger.setLevel(previous)
-
-
-@contextlib.contextmanager
-def _interrupts_reach_workers() -> Iterator[None]:
-    """A Ctrl-C reaches every worker from the terminal, and each stops after its step with a checkpoint;
-    this process waits for them. A second Ctrl-C here stops them at once (torchrun's own shutdown)."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-
-    count = {"n": 0}
-
-    def handle(signal_number: int, frame: object) -> None:
-        count["n"] += 1
-        if count["n"] > 1:
-            raise SignalException("Ctrl-C twice", sigval=signal.Signals(signal_number))
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
