@@ -46,6 +46,7 @@ class Processes:
         self, rank: int = 0, world_size: int = 1, device: torch.device | None = None, strategy: str = "ddp"
     ):
         self.rank, self.world_size, self.device, self.strategy = rank, world_size, device, strategy
+        self.parallel_model: torch.nn.Module | None = None  # the DDP or FSDP module, once wrapped
 
     @property
     def is_main(self) -> bool:
@@ -79,11 +80,23 @@ class Processes:
             for child in model.children():
                 if any(parameter.requires_grad for parameter in child.parameters()):
                     fully_shard(child)
-            return fully_shard(model)
-        from torch.nn.parallel import DistributedDataParallel
+            self.parallel_model = fully_shard(model)
+        else:
+            from torch.nn.parallel import DistributedDataParallel
 
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.parallel_model = DistributedDataParallel(model, device_ids=device_ids)
+        return self.parallel_model
+
+    def sync_gradients(self, now: bool) -> None:
+        """Whether this batch's backward averages gradients over the processes: only the last batch of an
+        accumulation window needs to (the others add to local gradients, with no communication)."""
+        if self.parallel_model is None:
+            return
+        if self.shards_parameters:
+            self.parallel_model.set_requires_gradient_sync(now)
+        else:
+            self.parallel_model.require_backward_grad_sync = now  # what DDP's no_sync() switches
 
     # -- agreements -------------------------------------------------------------------------------
     def any(self, flag: bool) -> bool:

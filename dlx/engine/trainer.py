@@ -180,11 +180,9 @@ class Trainer:
                     window_start = batch_index - batch_index % cfg.accumulate_grad_batches
                     window = min(cfg.accumulate_grad_batches, batches_per_epoch - window_start)
                     logs_next_step = (state.global_step + 1) % cfg.log_every_n_steps == 0
-                    optimization.begin_batch(
-                        window,
-                        at_boundary=batch_index + 1 == window_start + window,
-                        measure_grad_norm=logs_next_step,
-                    )
+                    at_boundary = batch_index + 1 == window_start + window
+                    self.processes.sync_gradients(at_boundary)  # several processes: once per step
+                    optimization.begin_batch(window, at_boundary, measure_grad_norm=logs_next_step)
                     loss = task.train_batch(batch, optimization)
                     optimization.end_batch()
                     self.divergence.record(state.global_step + 1, loss)
