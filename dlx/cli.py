@@ -37,9 +37,11 @@ def _run(action: Callable[[], Any]) -> Any:
     except DlxError as error:
         if _debug["on"]:
             raise
+        from rich.markup import escape
+
         from dlx.console import console
 
-        console.print(f"[bold red]Error:[/] {error}", soft_wrap=True)
+        console.print(f"[bold red]Error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
 
 

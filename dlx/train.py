@@ -50,14 +50,28 @@ def train(
     resume: Path | None = None,
     trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
+    from dlx.engine.distributed import launched_by_torchrun
+    from dlx.launch import run_worker
+
+    if launched_by_torchrun():  # one of several processes: it ends here, see run_worker
+        run_worker(lambda: _train(overrides, config_dirs or [], resume, trust_checkpoint))
+    return _train(overrides, config_dirs or [], resume, trust_checkpoint)
+
+
+def _train(
+    overrides: list[str], config_dirs: list[Path], resume: Path | None, trust_checkpoint: bool
+) -> dict[str, Any]:
     from dlx.config.compose import compose_config
     from dlx.config.validate import validate_config
+    from dlx.launch import launch_processes, needs_launch, train_arguments
 
     if resume is not None:
         cfg, checkpoint = load_run_for_resume(resume, overrides, trust_checkpoint)
     else:
         cfg, checkpoint = compose_config(overrides, config_dirs), None
     validate_config(cfg)
+    if needs_launch(cfg.trainer):  # trainer.devices > 1: the same command on each process, via torchrun
+        return launch_processes(cfg, train_arguments(overrides, config_dirs, resume, trust_checkpoint))
     return fit_config(cfg, checkpoint, resume)
 
 
@@ -70,6 +84,7 @@ def fit_config(
     """Train the run a validated config describes, in ``run_folder`` (default: a new one under
     ``cfg.output_dir``); resume from ``checkpoint``. Listeners hear every validation (see Trainer)."""
     from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
+    from dlx.engine.distributed import join_process_group
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
     from dlx.engine.trainer import Trainer, seed_everything
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
@@ -78,18 +93,21 @@ def fit_config(
     from dlx.loggers.wandb_run import WandbRun
     from dlx.report import print_training_summary
 
+    processes = join_process_group(cfg.trainer)  # with several processes: which one this is
     seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
     data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
     task = build_task(cfg, build_model(cfg))
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners)  # checks device and precision
+    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, precision
     trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
     if cfg.trainer.fast_dev_run:
         run_folder = None
-    elif run_folder is None:
+    elif run_folder is None and processes.is_main:
         run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
+    run_folder = processes.share_from_main(run_folder)  # one run folder; only rank 0 writes in it
+    writes_files = run_folder is not None and processes.is_main
     handler, logger = None, RunLogger()
-    if run_folder is not None:
+    if writes_files:
         (run_folder / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_folder / "config.yaml").write_text(config_yaml, encoding="utf-8")
         handler = attach_train_log(run_folder)
@@ -109,17 +127,17 @@ def fit_config(
         summary = trainer.fit(run_folder, logger)
         exit_code = 0
     except DlxError:
-        if trainer.state.global_step == 0 and checkpoint is None and run_folder is not None:
+        if trainer.state.global_step == 0 and checkpoint is None and writes_files:
             # A setting refused before the first step: leave no empty run folder behind.
             logger.finish(1)
             detach_train_log(handler)
             shutil.rmtree(run_folder, ignore_errors=True)
-            run_folder, handler, logger = None, None, RunLogger()
+            run_folder, handler, logger, writes_files = None, None, RunLogger(), False
         raise
     finally:
-        if run_folder is not None:
+        if writes_files:
             _write_curves(run_folder, cfg.trainer.monitor, read_metrics, plot_curves)
-        if exit_code == 0 and run_folder is not None:
+        if exit_code == 0 and writes_files:
             summary["run_folder"] = str(run_folder)
             (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             logger.summary(
@@ -132,7 +150,8 @@ def fit_config(
         logger.finish(exit_code)
         if handler is not None:
             detach_train_log(handler)
-    print_training_summary(summary, run_folder)
+    if processes.is_main:
+        print_training_summary(summary, run_folder)
     if summary["stop_reason"] == "interrupted":
         summary["signal"] = trainer.interrupt.signal_number
         if run_folder is not None:

@@ -42,6 +42,11 @@ class TrainerConfig:
     compile: bool = False
     channels_last: bool = False
     progress: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    rdzv_endpoint: str | None = None
+    strategy: str = "auto"
+    collective_timeout: float = 300.0
 
 
 def trainer_settings(section) -> TrainerConfig:
@@ -71,6 +76,7 @@ CHOICES = {
     "trainer.gradient_clip_algorithm": ["norm", "value"],
     "trainer.mode": ["min", "max"],
     "trainer.progress": ["auto", "rich", "plain", "none"],
+    "trainer.strategy": ["auto", "ddp", "fsdp"],
     "logger.name": ["wandb", "none"],
     "logger.mode": ["auto", "online", "offline", "disabled"],
 }

@@ -74,6 +74,7 @@ def _validate(cfg: DictConfig) -> DictConfig:
             )
     _check_value("seed", cfg.seed, int)
     cfg.trainer.precision = normalise_precision(cfg.trainer.precision)
+    _fill_missing_defaults(cfg.trainer, TrainerConfig)  # a run saved before a setting existed resumes
     _check_dataclass("trainer", cfg.trainer, TrainerConfig)
     _check_dataclass("logger", cfg.logger, LoggerConfig)
     for key, choices in CHOICES.items():
@@ -90,7 +91,7 @@ def _validate(cfg: DictConfig) -> DictConfig:
 
 
 def _check_trainer_values(trainer: DictConfig) -> None:
-    positive = ["accumulate_grad_batches", "val_every_n_epochs", "log_every_n_steps"]
+    positive = ["accumulate_grad_batches", "val_every_n_epochs", "log_every_n_steps", "devices", "num_nodes"]
     optional_positive = ["max_epochs", "max_steps", "val_every_n_steps", "checkpoint_every_n_steps"]
     for key in positive + optional_positive:
         value = trainer[key]
@@ -130,6 +131,11 @@ def _check_trainer_values(trainer: DictConfig) -> None:
         raise DlxError(
             "trainer.fast_dev_run and trainer.overfit_batches do not go together: one runs a single "
             "batch to check the code, the other trains on a few batches. Set only one of them."
+        )
+    if trainer.collective_timeout <= 0:
+        raise DlxError(
+            f"trainer.collective_timeout must be positive seconds, got {trainer.collective_timeout}. "
+            "Type e.g. `trainer.collective_timeout=300`."
         )
     if trainer.save_top_k < 0:
         raise DlxError(f"trainer.save_top_k must be 0 or more, got {trainer.save_top_k}.")
@@ -218,6 +224,13 @@ def _filled_from_data_later(section: DictConfig, key: str) -> bool:
         return section[key] is None
     except Exception:  # interpolation to a missing (???) value
         return True
+
+
+def _fill_missing_defaults(section: DictConfig, schema: type) -> None:
+    with open_dict(section):
+        for item in dataclasses.fields(schema):
+            if item.name not in section and item.default is not dataclasses.MISSING:
+                section[item.name] = item.default
 
 
 def _check_dataclass(prefix: str, section: DictConfig, schema: type) -> None:

@@ -29,9 +29,13 @@ class DataMetadata:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def batch_seed(seed: int, epoch: int, batch_index: int = 0) -> int:
-    """A seed that depends only on (seed, epoch, batch), so a resumed run draws the same data order."""
-    digest = hashlib.blake2b(f"{seed}:{epoch}:{batch_index}".encode(), digest_size=8).digest()
+def batch_seed(seed: int, epoch: int, batch_index: int = 0, process_rank: int = 0) -> int:
+    """A seed that depends only on (seed, epoch, batch), so a resumed run draws the same data order.
+
+    ``process_rank`` > 0 gives each process of a multi-process run its own augmentation draws.
+    """
+    key = f"{seed}:{epoch}:{batch_index}" + (f":{process_rank}" if process_rank else "")
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
@@ -40,6 +44,11 @@ class TensorLoader:
 
     ``transform`` (train only) gets a whole batch; its random draws come from a generator seeded by
     (seed, epoch, batch), so resuming mid-epoch reproduces the same augmentation.
+
+    With ``process_count`` > 1 each process iterates the same global batches (same permutation, same count)
+    and yields its share of each: every ``process_count``-th sample from ``process_rank``, as
+    torch's DistributedSampler splits them. ``pad_shares`` (training) tops up a last batch that does not
+    divide with samples from the epoch's start, so every process takes every step.
     """
 
     def __init__(
@@ -55,11 +64,15 @@ class TensorLoader:
         start_batch: int = 0,
         prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        process_rank: int = 0,
+        process_count: int = 1,
+        pad_shares: bool = False,
     ):
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.epoch, self.start_batch = seed, epoch, start_batch
         self.prepare, self.transform = prepare, transform
+        self.process_rank, self.process_count, self.pad_shares = process_rank, process_count, pad_shares
 
     def __len__(self) -> int:
         n = len(self.inputs)
@@ -73,7 +86,9 @@ class TensorLoader:
             order = torch.randperm(n, generator=generator).to(self.inputs.device)
         for batch_index in range(self.start_batch, len(self)):
             start, stop = batch_index * self.batch_size, min((batch_index + 1) * self.batch_size, n)
-            if order is None:
+            if self.process_count > 1:
+                inputs, targets = self._share(order, start, stop)
+            elif order is None:
                 inputs, targets = self.inputs[start:stop], self.targets[start:stop]
             else:
                 # index_select, not inputs[index]: advanced indexing parallelises tiny gathers, which costs
@@ -84,9 +99,24 @@ class TensorLoader:
                 inputs = self.prepare(inputs)
             if self.transform is not None:
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(batch_seed(self.seed, self.epoch, batch_index + 1))
+                    torch.manual_seed(batch_seed(self.seed, self.epoch, batch_index + 1, self.process_rank))
                     inputs = self.transform(inputs)
             yield inputs, targets
+
+    def _share(self, order: torch.Tensor | None, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of the global batch ``start:stop`` of the epoch's order."""
+        order = torch.arange(len(self.inputs)) if order is None else order
+        index = order[start:stop]
+        shortfall = -len(index) % self.process_count
+        if self.pad_shares and shortfall:
+            index = torch.cat([index, order[:shortfall]])  # DistributedSampler's padding
+        share = index[self.process_rank :: self.process_count]
+        if len(share) == 0:
+            # A last evaluation batch smaller than the process count leaves this process nothing, but the
+            # model's forward may wait for it (FSDP gathers parameters): a one-sample stand-in with no
+            # targets, which evaluation runs and does not count.
+            return self.inputs[index[:1]], self.targets[:0]
+        return self.inputs[share], self.targets[share]
 
 
 class DataModule:
@@ -94,6 +124,8 @@ class DataModule:
 
     Every split is a pair of tensors (inputs, targets) kept in memory; ``loader()`` batches them.
     """
+
+    process_rank, process_count = 0, 1  # this process's share of every batch: see shard()
 
     def __init__(
         self,
@@ -136,6 +168,10 @@ class DataModule:
         pass
 
     # -- shared ---------------------------------------------------------------------------------
+    def shard(self, process_rank: int, process_count: int) -> None:
+        """Give this process its share of every batch (a multi-process run; see TensorLoader)."""
+        self.process_rank, self.process_count = process_rank, process_count
+
     def setup(self) -> DataModule:
         if not self.splits:
             self.load()
@@ -174,6 +210,9 @@ class DataModule:
             start_batch=start_batch,
             prepare=self.prepare,
             transform=self.train_transform() if training and shuffle is not False else None,
+            process_rank=self.process_rank,
+            process_count=self.process_count,
+            pad_shares=training,
         )
 
     def example_batch(self, split: str = "val", size: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,9 +34,12 @@ class RandomBlockLoader:
         seed: int = 0,
         epoch: int = 0,
         start_batch: int = 0,
+        process_rank: int = 0,
+        process_count: int = 1,
     ):
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
         self.num_batches, self.seed, self.epoch, self.start_batch = num_batches, seed, epoch, start_batch
+        self.process_rank, self.process_count = process_rank, process_count  # see DataModule.shard
 
     def __len__(self) -> int:
         return self.num_batches
@@ -47,10 +50,11 @@ class RandomBlockLoader:
         for batch_index in range(self.start_batch, self.num_batches):
             generator = torch.Generator().manual_seed(batch_seed(self.seed, self.epoch, batch_index))
             starts = torch.randint(highest_start, (self.batch_size,), generator=generator)
+            starts = starts[self.process_rank :: self.process_count]  # this process's share
             positions = (
                 (starts[:, None] + window).view(-1).to(self.tokens.device)
             )  # one gather, see TensorLoader
-            chunks = self.tokens.index_select(0, positions).view(self.batch_size, -1).long()
+            chunks = self.tokens.index_select(0, positions).view(len(starts), -1).long()
             yield chunks[:, :-1].contiguous(), chunks[:, 1:].contiguous()
 
 
@@ -216,8 +220,16 @@ class CharLMData(DataModule):
                 1, len(tokens) // (self.block_size * batch_size)
             )
             return RandomBlockLoader(
-                tokens, self.block_size, batch_size, num_batches, self.seed, epoch, start_batch
+                tokens,
+                self.block_size,
+                batch_size,
+                num_batches,
+                self.seed,
+                epoch,
+                start_batch,
+                *((self.process_rank, self.process_count) if training else (0, 1)),
             )
+        # Every process evaluates every block: the metrics' sums grow alike, so their means are unchanged.
         return BlockLoader(*self.splits[split], batch_size, start_batch)
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:

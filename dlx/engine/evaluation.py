@@ -33,8 +33,12 @@ def evaluate(
     for index, batch in enumerate(guarded_batches(batches, data_name)):
         if max_batches is not None and index >= max_batches:
             break
+        batch = move_batch(batch, device, channels_last)
         with precision.autocast():
-            task.validation_step(move_batch(batch, device, channels_last))
+            if len(batch[-1]) == 0:  # a stand-in batch of a multi-process run (see TensorLoader._share)
+                task(batch[0])
+            else:
+                task.validation_step(batch)
     metrics = task.compute_metrics()
     task.train(was_training)
     return metrics

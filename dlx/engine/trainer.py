@@ -25,6 +25,7 @@ from dlx import __version__
 from dlx.config.schema import parse_duration, trainer_settings
 from dlx.data.base import DataModule
 from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
+from dlx.engine.distributed import Processes
 from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, guarded_batches, move_batch
@@ -69,13 +70,15 @@ class Trainer:
         config: DictConfig,
         config_yaml: str,
         validation_listeners: Sequence[Callable[[int, float, dict[str, float]], None]] = (),
+        processes: Processes | None = None,
     ):
         self.config = config = trainer_settings(config)
         # Called with (step, monitored score, metrics) after each validation and its checkpoint, e.g. by a
         # sweep that prunes hopeless trials by raising.
         self.validation_listeners = list(validation_listeners)
         self.config_yaml = config_yaml
-        self.device = resolve_device(config.device)
+        self.processes = processes or Processes()  # one process, or this one's place among several
+        self.device = self.processes.place(resolve_device(config.device))
         self.precision = Precision(config.precision, self.device)
         self.max_time = parse_duration(config.max_time)
         self.monitor, self.mode = config.monitor, config.mode
@@ -99,11 +102,15 @@ class Trainer:
         self.task, self.data, self.checkpoint = task, data, checkpoint
         self.data_name = type(data).__name__
         data.setup()
+        self.processes.shard(data)  # each process trains on its share of every global batch
         data.keep_on_device(self.device)
-        self.model = task.model  # the uncompiled module: its state_dict is what checkpoints hold
+        self.model = task.model  # the unwrapped module: its state_dict is what checkpoints hold
         task.to(self.device)
+        if checkpoint is not None:
+            load_model_state(self.model, checkpoint["model"])  # before FSDP cuts it into shards
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
+        task.model = self.processes.wrap(task.model)  # DDP or FSDP with several processes
         if cfg.compile:
             task.model = torch.compile(task.model)
 
@@ -148,13 +155,14 @@ class Trainer:
         self.run_folder, self.logger = run_folder, logger or RunLogger()
         self.keeper = (
             CheckpointKeeper(run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
-            if run_folder
+            if run_folder and self.processes.is_main
             else None
         )
         if self.keeper is not None and self.checkpoint is not None:
             self.keeper.load_state_dict(self.checkpoint.get("checkpoints", {}))
 
-        progress = ProgressDisplay("none" if fast_dev_run else cfg.progress, max_epochs)
+        quiet = fast_dev_run or not self.processes.is_main
+        progress = ProgressDisplay("none" if quiet else cfg.progress, max_epochs)
         self.started = time.perf_counter()
         self.interrupt = GracefulStop().install()
         task.train()
@@ -174,11 +182,9 @@ class Trainer:
                     window_start = batch_index - batch_index % accumulate
                     window = min(accumulate, batches_per_epoch - window_start)
                     logs_next_step = (state.global_step + 1) % log_every == 0
-                    optimization.begin_batch(
-                        window,
-                        at_boundary=batch_index + 1 == window_start + window,
-                        measure_grad_norm=logs_next_step,
-                    )
+                    at_boundary = batch_index + 1 == window_start + window
+                    self.processes.sync_gradients(at_boundary)  # several processes: once per step
+                    optimization.begin_batch(window, at_boundary, measure_grad_norm=logs_next_step)
                     loss = task.train_batch(batch, optimization)
                     optimization.end_batch()
                     self.divergence.record(state.global_step + 1, loss)
@@ -196,8 +202,10 @@ class Trainer:
                         self._validate_and_checkpoint(task, data, progress)
                     elif not end_of_epoch and _every(cfg.checkpoint_every_n_steps, state.global_step):
                         self._save_last(task)
-                    state.stop_reason = (
-                        "interrupted" if self.interrupt.requested else self._limit_reached(None)
+                    state.stop_reason = (  # agreed: all processes stop after the same step
+                        "interrupted"
+                        if self.processes.any(self.interrupt.requested)
+                        else self._limit_reached(None)
                     )
                     if state.stop_reason or fast_dev_run:
                         break
@@ -235,7 +243,7 @@ class Trainer:
             return "max_epochs"
         if cfg.max_steps and state.global_step >= cfg.max_steps:
             return "max_steps"
-        if self.max_time and self._elapsed() >= self.max_time:
+        if self.max_time and self.processes.any(self._elapsed() >= self.max_time):
             return "max_time"
         return None
 
@@ -245,7 +253,7 @@ class Trainer:
 
     def _log_training(self, progress: ProgressDisplay) -> None:
         self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
-        record = self.log_window.flush()
+        record = self.processes.combine_training_log(self.log_window.flush())
         record["lr"] = self.optimization.learning_rate()
         if self.optimization.grad_norm is not None:
             record["grad_norm"] = float(self.optimization.grad_norm)
@@ -304,18 +312,21 @@ class Trainer:
                 self.early_stopping.patience,
                 self.early_stopping.best,
             )
-        if self.keeper is not None:
+        if self.run_folder is not None:
             checkpoint = self._checkpoint_state(task)
-            self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
-            checkpoint["checkpoints"] = self.keeper.state_dict()  # last.ckpt knows the new best
-            self.keeper.save_last(checkpoint)
+            if self.keeper is not None:
+                self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
+                checkpoint["checkpoints"] = self.keeper.state_dict()  # last.ckpt knows the new best
+                self.keeper.save_last(checkpoint)
         for listener in self.validation_listeners:
             listener(state.global_step, score, metrics)
 
     def _save_last(self, task: Task) -> None:
-        if self.keeper is not None:
+        if self.run_folder is not None:
             self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
-            self.keeper.save_last(self._checkpoint_state(task))
+            checkpoint = self._checkpoint_state(task)  # on every process: FSDP gathers its shards
+            if self.keeper is not None:
+                self.keeper.save_last(checkpoint)
 
     def _kept_checkpoint(self) -> Path | None:
         return self.run_folder / "checkpoints" / "last.ckpt" if self.run_folder else None
@@ -326,9 +337,9 @@ class Trainer:
         return {
             "dlx_version": __version__,
             "config": self.config_yaml,
-            "model": self.model.state_dict(),
+            "model": self.processes.full_state(self.model.state_dict()),
             "data_state": self.data.state_dict(),
-            "optimization": self.optimization.state_dict(),
+            "optimization": self.processes.full_state(self.optimization.state_dict()),
             "schedule": asdict(self.context),
             "progress": progress,
             "log_window": self.log_window.state_dict(),
@@ -342,9 +353,11 @@ class Trainer:
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         state = self.state
-        load_model_state(self.model, checkpoint["model"])
         check_schedule_unchanged(checkpoint.get("schedule"), self.context, self.optimization)
-        self.optimization.load_state_dict(checkpoint["optimization"])
+        optimizers = [setup.optimizer for setup in self.optimization.setups]
+        self.optimization.load_state_dict(
+            self.processes.shard_optimizer_state(checkpoint["optimization"], optimizers)
+        )
         for key, value in checkpoint["progress"].items():
             setattr(state, key, value)
         state.stop_reason = None

@@ -82,6 +82,12 @@ def _check_configs(base_overrides: list[str], parameters: list[Any], config_dirs
     from dlx.sweep.space import overrides_to_check
 
     cfg = validate_config(compose_config(base_overrides, config_dirs))
+    if cfg.trainer.devices * cfg.trainer.num_nodes > 1:
+        raise DlxError(
+            f"dlx sweep trains each trial in one process, but trainer.devices={cfg.trainer.devices} "
+            f"(trainer.num_nodes={cfg.trainer.num_nodes}). Drop it (`trainer.devices=1`) and run trials side "
+            "by side with `--jobs N` or `--launcher slurm`."
+        )
     by_name = {p.name: p for p in parameters}
     for name, overrides in overrides_to_check(parameters):
         try:

@@ -138,3 +138,18 @@ def test_a_text_with_more_than_256_distinct_characters_is_stored_wider(tmp_path)
     data = CharLMData(path=str(path), block_size=8).setup()
     assert data.tokens["train"].dtype == torch.int32 and len(data.vocabulary) == 300
     assert data.decode(data.tokens["val"]) == (alphabet * 3)[int(900 * 0.9) :]
+
+
+def test_processes_share_each_training_batch(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    single = CharLMData(path=str(path), block_size=8, batch_size=4).setup()
+    ((x_all, _),) = list(single.loader("train", epoch=3, start_batch=2))[:1]
+    shares = []
+    for rank in range(2):
+        data = CharLMData(path=str(path), block_size=8, batch_size=4).setup()
+        data.shard(rank, 2)
+        ((x, _),) = list(data.loader("train", epoch=3, start_batch=2))[:1]
+        shares.append(x)
+    assert torch.equal(torch.cat([shares[0], shares[1]]).sort(dim=0).values, x_all.sort(dim=0).values)
+    assert torch.equal(shares[0], x_all[0::2]) and torch.equal(shares[1], x_all[1::2])

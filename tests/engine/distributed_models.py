@@ -1,0 +1,35 @@
+"""Models for the multi-process tests, named by `model._target_=tests.engine.distributed_models.<Name>`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from dlx.models.mlp import MLP
+
+
+class ParameterDumpingMLP(MLP):
+    """Saves its parameters as each validation begins, one file per rank: `$DUMP_DIR/rank<R>-<n>.pt`."""
+
+    def train(self, mode: bool = True) -> ParameterDumpingMLP:
+        if not mode and os.environ.get("DUMP_DIR"):
+            self.validations = getattr(self, "validations", 0) + 1
+            rank = os.environ.get("RANK", "0")
+            path = Path(os.environ["DUMP_DIR"]) / f"rank{rank}-{self.validations}.pt"
+            torch.save({key: value.detach().clone() for key, value in self.state_dict().items()}, path)
+        return super().train(mode)
+
+
+class CrashingMLP(MLP):
+    """Raises in rank 1's training forward number $CRASH_AT (default 3); trains normally on one process."""
+
+    calls = 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.training and os.environ.get("RANK") == "1":
+            type(self).calls += 1
+            if type(self).calls == int(os.environ.get("CRASH_AT", "3")):
+                raise ValueError("rank 1 crashed on purpose")
+        return super().forward(inputs)
