@@ -58,39 +58,41 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
     arguments = parser.parse_args()
     chosen = arguments.only.split(",")
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as output_dir:
-        if "loops" in chosen:
-            rows += loop_rows(arguments.repeats, Path(output_dir))
-        if "startup" in chosen:
-            from scripts.bench import startup
-
-            rows += startup.measure(max(arguments.repeats, 5))
-        if "accuracy" in chosen:
-            from scripts.bench import accuracy
-
-            rows += accuracy.measure_digits(arguments.repeats)
-            if arguments.data_root is not None:
-                rows += accuracy.measure_mnist(arguments.data_root.resolve(), arguments.repeats)
-            else:
-                rows.append({"benchmark": "MNIST rows", "value": "skipped: no --data-root", "target": "-"})
-        if "fast_path" in chosen:
-            from scripts.bench import fast_path
-
-            rows += fast_path.measure(arguments.repeats)
-        if "gpu" in chosen:
-            from scripts.bench import gpu
-
-            rows += gpu.measure(arguments.repeats, Path(output_dir))
     print(
         f"\n{datetime.date.today()}, {platform.node()}: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, median of {arguments.repeats}\n"
     )
     print("| benchmark | measured | target | met |")
-    print("|---|---|---|---|")
-    for row in rows:
-        met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
-        print(f"| {row['benchmark']} | {row['value']} | {row['target']} | {met} |")
+    print("|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory() as output_dir:
+        for section in SECTIONS:
+            if section in chosen:
+                for row in _section_rows(section, arguments, Path(output_dir)):
+                    met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
+                    print(f"| {row['benchmark']} | {row['value']} | {row['target']} | {met} |", flush=True)
+
+
+def _section_rows(section: str, arguments: argparse.Namespace, output_dir: Path) -> list[dict]:
+    if section == "loops":
+        return loop_rows(arguments.repeats, output_dir)
+    if section == "startup":
+        from scripts.bench import startup
+
+        return startup.measure(max(arguments.repeats, 5))
+    if section == "accuracy":
+        from scripts.bench import accuracy
+
+        rows = accuracy.measure_digits(arguments.repeats)
+        if arguments.data_root is None:
+            return rows + [{"benchmark": "MNIST rows", "value": "skipped: no --data-root", "target": "-"}]
+        return rows + accuracy.measure_mnist(arguments.data_root.resolve(), arguments.repeats)
+    if section == "fast_path":
+        from scripts.bench import fast_path
+
+        return fast_path.measure(arguments.repeats)
+    from scripts.bench import gpu
+
+    return gpu.measure(arguments.repeats, output_dir)
 
 
 if __name__ == "__main__":

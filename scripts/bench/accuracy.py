@@ -71,7 +71,7 @@ def _dlx_run(arguments: list[str], folder: str) -> tuple[float, float, float]:
     seconds, _ = _timed([dlx, "train", *arguments, "logger.mode=offline", "trainer.progress=none"], folder)
     summaries = sorted(Path(folder).glob("outputs/*/*/summary.json"), key=lambda p: p.stat().st_mtime)
     summary = json.loads(summaries[-1].read_text())
-    best = Path(summary["run_folder"]) / "checkpoints" / "best.ckpt"
+    best = Path(folder) / summary["run_folder"] / "checkpoints" / "best.ckpt"  # relative to the run's folder
     _timed(
         [dlx, "eval", str(best), "data.split=test", *[a for a in arguments if a.startswith("data.root")]],
         folder,

@@ -87,6 +87,7 @@ CASES = [
             "model.batch_norm=false",
             "data._target_=scripts.bench.loops.RepeatedDigits",
             "+data.size=28",
+            "data.input_shape=[1,28,28]",
             "+data.train_samples=40000",
             "data.batch_size=128",
         ],
@@ -102,6 +103,9 @@ CASES = [
             "model.num_layers=1",
             "model.bidirectional=false",
             "data._target_=scripts.bench.loops.RandomSequences",
+            "data.input_shape=null",
+            "data.num_classes=null",
+            "data.class_names=null",
             "data.batch_size=64",
         ],
         300,
@@ -237,8 +241,21 @@ def lightning_loop(cfg) -> LoopResult | None:
     trainer = lightning.Trainer(
         barebones=True, max_steps=steps, accelerator="cpu", devices=1, num_sanity_val_steps=0
     )
-    trainer.fit(Module(), train_dataloaders=batches)
+    trainer.fit(Module(), train_dataloaders=_Batches(batches))
     return LoopResult([float(loss) for loss in losses], (clock[1] - clock[0]) / (steps - 1) * 1000)
+
+
+class _Batches:
+    """The precomputed batches as one iterable (Lightning reads a plain list as several loaders)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def max_loss_difference(a: LoopResult, b: LoopResult) -> float:
