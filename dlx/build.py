@@ -12,18 +12,24 @@ from dlx.errors import DlxError
 from dlx.registry import import_object, registry_for_group
 
 
+def pieces_do_not_fit(error: Exception) -> DlxError:
+    """The error for an interpolation to a setting the config lacks (e.g. a text model's vocabulary)."""
+    missing = str(getattr(error, "msg", error)).splitlines()[0]
+    key = getattr(error, "full_key", "A setting")
+    return DlxError(
+        f"{key} refers to a setting this config does not have ({missing}): "
+        "the pieces do not fit together, e.g. a text model (model=rnn, transformer, gpt, hf) needs text data "
+        "(data=text_classification, sst2 or char_lm). Pick options that fit together."
+    )
+
+
 def _builder_and_arguments(group: str, section: DictConfig, skip: tuple[str, ...] = ()) -> tuple[Any, dict]:
     from omegaconf.errors import InterpolationKeyError
 
     try:
         arguments = OmegaConf.to_container(section, resolve=True)
     except InterpolationKeyError as error:
-        missing = str(error.msg).splitlines()[0]
-        raise DlxError(
-            f"{error.full_key} refers to a setting this run does not have ({missing}): the {group} expects "
-            "another kind of data, e.g. a text model (model=rnn, transformer, gpt, hf) needs text data "
-            "(data=text_classification, sst2 or char_lm). Pick options that fit together."
-        ) from error
+        raise pieces_do_not_fit(error) from error
     target = arguments.pop("_target_", None)
     name = arguments.pop("name", None)
     builder = import_object(target) if target else registry_for_group(group).get(name)

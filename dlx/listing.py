@@ -60,12 +60,9 @@ def print_config(overrides: list[str], config_dirs: list[Path], as_yaml: bool) -
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except InterpolationKeyError as error:
-        missing = str(error.msg).splitlines()[0]
-        raise DlxError(
-            f"{error.full_key} refers to a setting this config does not have ({missing}): "
-            "the pieces do not fit together, e.g. a text model (model=rnn, transformer, gpt, hf) needs text "
-            "data (data=text_classification, sst2 or char_lm)."
-        ) from error
+        from dlx.build import pieces_do_not_fit
+
+        raise pieces_do_not_fit(error) from error
     if as_yaml:
         console.print(OmegaConf.to_yaml(resolved), end="", markup=False)
         return
