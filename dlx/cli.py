@@ -186,13 +186,18 @@ def generate(
     ),
 ) -> None:
     """Sample text from a language model checkpoint, printed token by token as it is sampled."""
+    from dlx.console import console
     from dlx.generate import generate as generate_text
 
-    _run(
-        lambda: generate_text(
-            checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, seed, device, trust_checkpoint
+    console.stderr = True  # log lines to stderr: stdout carries the text alone, so it can be piped
+    try:
+        _run(
+            lambda: generate_text(
+                checkpoint, prompt, max_new_tokens, temperature, top_k, top_p, seed, device, trust_checkpoint
+            )
         )
-    )
+    finally:
+        console.stderr = False
 
 
 @app.command("ls", epilog="Examples:\n\n  dlx ls\n\n  dlx ls models\n\n  dlx ls recipes")
