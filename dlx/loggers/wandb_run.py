@@ -99,12 +99,15 @@ class WandbRun:
             return None
 
     def wait_until_started(self) -> None:
-        if self._waiting is not None and self.mode != "disabled":
-            self._starter.join(self.start_timeout)
-            if self._starter.is_alive():
-                log.warning("W&B did not start within %.0f s; continuing without it.", self.start_timeout)
-                with self._lock:
-                    self._waiting, self.mode = None, "disabled"
+        """Wait for the start, including sending what was logged meanwhile (the thread ends after that)."""
+        starter = getattr(self, "_starter", None)
+        if starter is None or not starter.is_alive():
+            return
+        starter.join(self.start_timeout)
+        if starter.is_alive():
+            log.warning("W&B did not start within %.0f s; continuing without it.", self.start_timeout)
+            with self._lock:
+                self._waiting, self.mode = None, "disabled"
 
     @staticmethod
     def _choose_mode(mode: str) -> str:

@@ -116,3 +116,31 @@ def test_a_slow_wandb_start_does_not_hold_up_training(monkeypatch, tmp_path):
     assert len(run.id) == 8  # known at once, so a checkpoint can name the run
     run.finish(0)
     assert received == [(0, {"loss": 1.0}), (1, {"loss": 0.5}), (2, {"loss": 1 / 3}), ("finished", 0)]
+
+
+def test_finish_waits_for_the_records_logged_before_the_start(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from dlx.loggers.wandb_run import WandbRun
+
+    received = []
+
+    class SlowRun:
+        def log(self, metrics, step):
+            time.sleep(0.2)  # the queued records are still being sent when finish() is called
+            received.append(step)
+
+        def finish(self, exit_code):
+            received.append("finished")
+
+    def init(self, settings, run_folder, config):
+        time.sleep(0.3)
+        return SlowRun()
+
+    monkeypatch.setattr(WandbRun, "_init", init)
+    run = WandbRun(SimpleNamespace(mode="offline", init_timeout=5.0), tmp_path, {}, run_id=None)
+    for step in range(3):
+        run.log({"loss": 1.0}, step=step)
+    time.sleep(0.4)  # the start is over, the queued records are being sent
+    run.finish(0)
+    assert received == [0, 1, 2, "finished"]
