@@ -86,8 +86,7 @@ def load_language_model(path: Path, device: torch.device, trust_checkpoint: bool
     """Rebuild model and vocabulary from the checkpoint alone; refuse one that is not a language model."""
     from dlx.build import build_model, instantiate_data
     from dlx.config.validate import validate_config
-    from dlx.engine.checkpoint import load_checkpoint
-    from dlx.engine.trainer import load_model_state
+    from dlx.engine.checkpoint import load_checkpoint, load_model_state
     from dlx.restore import refuse_untrusted_targets
 
     checkpoint = load_checkpoint(path)

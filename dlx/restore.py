@@ -47,8 +47,7 @@ def restore_run(
 ) -> RestoredRun:
     from dlx.build import apply_overrides, build_data, build_model, build_task
     from dlx.config.validate import validate_config
-    from dlx.engine.checkpoint import load_checkpoint
-    from dlx.engine.trainer import load_model_state
+    from dlx.engine.checkpoint import load_checkpoint, load_model_state
 
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)

@@ -200,3 +200,16 @@ class CheckpointKeeper:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.top = [(float(score), str(name)) for score, name in state.get("top", [])]
+
+
+def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load weights, explaining a checkpoint that belongs to another model."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        details = " ".join(str(error).split())[:400]
+        raise DlxError(
+            f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
+            "with another model or other model settings: drop the model overrides, or use a "
+            "checkpoint of this model."
+        ) from error

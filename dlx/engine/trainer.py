@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from dlx import __version__
 from dlx.config.schema import parse_duration, trainer_settings
 from dlx.data.base import DataModule
-from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, restore_rng_state
+from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, load_model_state, restore_rng_state
 from dlx.engine.distributed import Processes
 from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
@@ -388,16 +388,3 @@ class Trainer:
 
 def _every(interval: int | None, step: int) -> bool:
     return bool(interval) and step % interval == 0
-
-
-def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load weights, explaining a checkpoint that belongs to another model."""
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        details = " ".join(str(error).split())[:400]
-        raise DlxError(
-            f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
-            "with another model or other model settings: drop the model overrides, or use a "
-            "checkpoint of this model."
-        ) from error
