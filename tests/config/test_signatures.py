@@ -52,3 +52,18 @@ def test_builtin_components_are_read_without_importing_torch():
         "assert 'torch' not in sys.modules, 'validating a config imported torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_keyword_only_and_inherited_parameters_are_read_from_source(tmp_path, monkeypatch):
+    (tmp_path / "widgets_for_signature_test.py").write_text(
+        "class Base:\n"
+        "    def __init__(self, size: int, *, colour: str, shade: float = 0.5, **extra):\n"
+        "        pass\n"
+        "class Child(Base):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    signature = signature_from_source("widgets_for_signature_test:Child")
+    assert signature.required == {"size": True, "colour": True, "shade": False}
+    assert signature.accepts_anything
+    assert signature.hints == {"size": int, "colour": str, "shade": float}
