@@ -23,8 +23,7 @@ def _first_comment(path: Path) -> str:
 def print_listing(what: str, config_dirs: list[Path]) -> None:
     from rich.table import Table
 
-    from dlx.config.compose import list_recipes
-    from dlx.config.paths import configs_dir
+    from dlx.config.paths import configs_dir, list_recipes
     from dlx.registry import REGISTRIES
 
     if what != "all" and what not in KINDS:

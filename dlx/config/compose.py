@@ -7,17 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx.config.paths import configs_dir, recipe_dirs
+from dlx.config.paths import configs_dir, list_recipes
 from dlx.errors import DlxError, did_you_mean
-
-
-def list_recipes(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
-    """Recipe name -> file; a user's recipe of the same name wins."""
-    recipes: dict[str, Path] = {}
-    for folder in recipe_dirs(extra_dirs or []):
-        for path in sorted(folder.glob("*.yaml")):
-            recipes[path.stem] = path
-    return recipes
 
 
 def _register_recipes(overrides: list[str], extra_dirs: list[Path]) -> None:

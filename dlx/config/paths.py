@@ -22,3 +22,12 @@ def recipe_dirs(extra_dirs: list[Path]) -> list[Path]:
     for folder in extra_dirs:
         folders.append(folder / "recipes" if (folder / "recipes").is_dir() else folder)
     return folders
+
+
+def list_recipes(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Recipe name -> file; a user's recipe of the same name wins."""
+    recipes: dict[str, Path] = {}
+    for folder in recipe_dirs(extra_dirs or []):
+        for path in sorted(folder.glob("*.yaml")):
+            recipes[path.stem] = path
+    return recipes

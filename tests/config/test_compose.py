@@ -1,8 +1,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from dlx.config.compose import compose_config, list_recipes
-from dlx.config.paths import configs_dir
+from dlx.config.compose import compose_config
+from dlx.config.paths import configs_dir, list_recipes
 from dlx.config.validate import validate_config
 from dlx.errors import DlxError
 

@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlx.config import compose, compose_cache
-from dlx.config.compose import compose_config, list_recipes
+from dlx.config.compose import compose_config
+from dlx.config.paths import list_recipes
 
 CASES = [[], ["model=cnn", "data=mnist", "optimizer.lr=0.01"]] + [
     [f"recipe={r}"] for r in sorted(list_recipes())
