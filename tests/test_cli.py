@@ -1,3 +1,5 @@
+import json
+import os
 import subprocess
 import sys
 
@@ -5,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlx.cli import app
+from tests.helpers import only_run_folder
 
 runner = CliRunner()
 
@@ -104,3 +107,28 @@ def test_train_then_eval_through_the_cli(tmp_path):
     result = invoke("eval", str(checkpoint), "data.split=test")
     assert result.exit_code == 0, result.output
     assert "test/acc" in result.output
+
+
+def _dlx_process(*arguments: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment.pop("PYTHONUNBUFFERED", None)  # output to a pipe stays buffered, as for most users
+    command = [sys.executable, "-m", "dlx", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+
+
+def test_a_dlx_process_leaves_everything_written_when_it_exits():
+    # main() ends the process without the interpreter's module teardown once torch is loaded.
+    result = _dlx_process("train", "logger.mode=offline", "trainer.max_epochs=1", "trainer.progress=plain")
+    assert result.returncode == 0, result.stderr
+    assert "run folder" in result.stdout  # the summary table, printed last
+    folder = only_run_folder()
+    assert (folder / "curves.png").stat().st_size > 0
+    assert json.loads((folder / "summary.json").read_text())["stop_reason"]
+    (wandb_file,) = folder.glob("wandb/offline-run-*/run-*.wandb")
+    assert b"best/val/loss" in wandb_file.read_bytes()  # the summary, the last record sent
+
+
+def test_a_mistake_found_after_torch_is_loaded_still_exits_2_with_its_message():
+    result = _dlx_process("train", "data=tabular", "data.path=missing.csv", "data.target=y", "logger=none")
+    assert result.returncode == 2
+    assert "missing.csv' is not a file" in result.stdout
