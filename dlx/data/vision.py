@@ -117,8 +117,8 @@ class TorchvisionImageData(DataModule):
         self.crop_padding, self.crop_padding_mode = crop_padding, crop_padding_mode
         self.rotation_degrees = rotation_degrees
         self.class_names: list[str] = []
-        self._mean_tensor = torch.tensor(self.mean).view(1, -1, 1, 1)
-        self._std_tensor = torch.tensor(self.std).view(1, -1, 1, 1)
+        # (mean, std) per device: a data set kept on the GPU is normalised there, without a copy per batch.
+        self._statistics: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- what a subclass provides ---------------------------------------------------------------
     def expected_files(self) -> list[Path]:
@@ -177,7 +177,14 @@ class TorchvisionImageData(DataModule):
 
     # -- batches ----------------------------------------------------------------------------------
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
-        return (inputs.float() / PIXEL_MAX - self._mean_tensor) / self._std_tensor
+        if inputs.device not in self._statistics:
+            mean, std = (
+                torch.tensor(values, device=inputs.device).view(1, -1, 1, 1)
+                for values in (self.mean, self.std)
+            )
+            self._statistics[inputs.device] = mean, std
+        mean, std = self._statistics[inputs.device]
+        return (inputs.float() / PIXEL_MAX - mean) / std
 
     def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         if not self.augment:

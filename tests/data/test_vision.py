@@ -163,6 +163,24 @@ def test_cifar10_reflect_crop_translates_training_images_over_their_mirrored_bor
     assert len(set(windows)) > 5 and any(window != (2, 2) for window in windows)
 
 
+def test_cifar10_kept_on_another_device_is_normalised_and_augmented_there(tmp_path):
+    write_cifar10_pickles(tmp_path, n_per_batch=8, n_test=2)
+    module = CIFAR10Data(
+        root=str(tmp_path),
+        download=False,
+        val_size=8,
+        batch_size=16,
+        crop_padding=2,
+        crop_padding_mode="reflect",
+    ).setup()
+    # The meta device stands in for a GPU, where keep_on_device puts the splits when CUDA is there.
+    module.splits = {name: (x.to("meta"), y.to("meta")) for name, (x, y) in module.splits.items()}
+    for split in ("train", "val"):
+        inputs, targets = next(iter(module.loader(split)))
+        assert inputs.device.type == targets.device.type == "meta"
+        assert inputs.dtype == torch.float32 and inputs.shape == (len(targets), 3, 32, 32)
+
+
 def test_cifar10_download_true_verifies_checksums_and_explains_offline_failure(tmp_path, monkeypatch):
     """download=true runs torchvision's MD5 check; hand-made files fail it, so it tries to download."""
     from urllib.error import URLError
