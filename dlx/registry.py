@@ -110,6 +110,7 @@ MODELS = Registry(
         "mlp": "dlx.models.mlp:MLP",
         "cnn": "dlx.models.cnn:CNN",
         "resnet": "dlx.models.resnet:build_resnet",
+        "airbench": "dlx.models.airbench:AirbenchNet",
         "rnn": "dlx.models.rnn:RNNClassifier",
         "transformer": "dlx.models.transformer:TransformerClassifier",
         "gpt": "dlx.models.gpt:GPT",

@@ -57,11 +57,12 @@ def cifar_batch(images: np.ndarray, labels: np.ndarray, name: str) -> dict:
 
 
 def write_cifar10_pickles(
-    root: str | Path, n_per_batch: int, n_test: int, seed: int = 0
+    root: str | Path, n_per_batch: int, n_test: int, seed: int = 0, learnable: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Write ``root/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``; return the arrays.
 
-    The returned images are (N, 3, 32, 32) uint8; labels cycle 0..9.
+    The returned images are (N, 3, 32, 32) uint8; labels cycle 0..9. ``learnable``: each class has its own
+    colour under the noise (which flips and shifts keep), so a model can learn the labels.
 
     The files have CIFAR-10's layout but not its MD5s, so torchvision's own CIFAR10 class (which checks the
     MD5s) rejects them; ``CIFAR10Data(download=False)`` reads them because it only checks presence.
@@ -71,10 +72,14 @@ def write_cifar10_pickles(
     rng = np.random.default_rng(seed)
     train_images, train_labels = [], []
     batches = [(f"data_batch_{index}", n_per_batch) for index in range(1, 6)] + [("test_batch", n_test)]
+    class_colours = rng.integers(48, 208, size=(10, 3, 1, 1))
     arrays = {}
     for name, count in batches:
         images = rng.integers(0, 256, size=(count, 3, 32, 32), dtype=np.uint8)
         labels = np.arange(count) % 10
+        if learnable:
+            noise = rng.integers(-48, 49, size=(count, 3, 32, 32))
+            images = (class_colours[labels] + noise).clip(0, 255).astype(np.uint8)
         with open(folder / name, "wb") as file:
             pickle.dump(cifar_batch(images, labels, name), file)
         if name == "test_batch":

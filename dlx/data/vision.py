@@ -8,6 +8,13 @@ from typing import Any
 
 import torch
 
+from dlx.data.augment import (
+    PADDING_MODES,
+    BatchAugmentations,
+    PerSampleTransform,
+    RandomCrop,
+    random_horizontal_flip,
+)
 from dlx.data.base import DataMetadata, DataModule
 from dlx.data.splits import held_out_split
 from dlx.errors import DlxError, did_you_mean
@@ -17,19 +24,6 @@ PIXEL_MAX = 255.0
 
 # Train images, train labels, test images, test labels (images uint8 N, C, H, W) and the class names.
 OfficialSplits = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]
-
-
-class PerSampleTransform:
-    """Applies a torchvision v2 transform to each image of a batch, so every image gets its own random draw.
-
-    v2 draws from torch's global RNG, which the loader seeds per batch: a resumed epoch repeats it exactly.
-    """
-
-    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor]):
-        self.transform = transform
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.transform(image) for image in images])
 
 
 class TorchvisionImageData(DataModule):
@@ -61,9 +55,13 @@ class TorchvisionImageData(DataModule):
         std: list[float] | None = None,
         augment: list[str] | None = None,
         crop_padding: int = 4,
+        crop_padding_mode: str = "constant",
         rotation_degrees: float = 10.0,
     ):
         """``augment``: AUGMENTATIONS names applied in order to training images; None = the default.
+
+        ``crop_padding_mode``: what ``random_crop`` shows beyond the border: ``constant`` (black) or
+        ``reflect`` (the image mirrored at its edge).
 
         ``mean``/``std``: per-channel normalisation; None = the data set's standard values.
         """
@@ -104,10 +102,23 @@ class TorchvisionImageData(DataModule):
                 f"data.crop_padding={crop_padding} and data.rotation_degrees={rotation_degrees} must not be "
                 "negative. Type e.g. `data.crop_padding=4 data.rotation_degrees=10`."
             )
-        self.crop_padding, self.rotation_degrees = crop_padding, rotation_degrees
+        if crop_padding_mode not in PADDING_MODES:
+            raise DlxError(
+                f"data.crop_padding_mode '{crop_padding_mode}' is unknown."
+                f"{did_you_mean(crop_padding_mode, PADDING_MODES)} Choose one of: {', '.join(PADDING_MODES)} "
+                "(e.g. `data.crop_padding_mode=reflect`)."
+            )
+        if crop_padding_mode == "reflect" and crop_padding >= min(self.input_shape[1:]):
+            raise DlxError(
+                f"data.crop_padding={crop_padding} is too wide to mirror {self.display_name}'s "
+                f"{self.input_shape[1]}x{self.input_shape[2]} images: reflect padding must be smaller than "
+                "the image. Type e.g. `data.crop_padding=2`, or `data.crop_padding_mode=constant`."
+            )
+        self.crop_padding, self.crop_padding_mode = crop_padding, crop_padding_mode
+        self.rotation_degrees = rotation_degrees
         self.class_names: list[str] = []
-        self._mean_tensor = torch.tensor(self.mean).view(1, -1, 1, 1)
-        self._std_tensor = torch.tensor(self.std).view(1, -1, 1, 1)
+        # (mean, std) per device: a data set kept on the GPU is normalised there, without a copy per batch.
+        self._statistics: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- what a subclass provides ---------------------------------------------------------------
     def expected_files(self) -> list[Path]:
@@ -166,22 +177,31 @@ class TorchvisionImageData(DataModule):
 
     # -- batches ----------------------------------------------------------------------------------
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
-        return (inputs.float() / PIXEL_MAX - self._mean_tensor) / self._std_tensor
+        if inputs.device not in self._statistics:
+            mean, std = (
+                torch.tensor(values, device=inputs.device).view(1, -1, 1, 1)
+                for values in (self.mean, self.std)
+            )
+            self._statistics[inputs.device] = mean, std
+        mean, std = self._statistics[inputs.device]
+        return (inputs.float() / PIXEL_MAX - mean) / std
 
     def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         if not self.augment:
             return None
-        from torchvision.transforms import v2
-
         # Padding is black in pixel space, i.e. -mean/std once normalised, as with the usual PIL pipeline.
         black = [-mean / std for mean, std in zip(self.mean, self.std, strict=True)]
-        height, width = self.input_shape[1:]
-        builders: dict[str, Callable[[], Any]] = {
-            "random_crop": lambda: v2.RandomCrop((height, width), padding=self.crop_padding, fill=black),
-            "horizontal_flip": lambda: v2.RandomHorizontalFlip(),
-            "rotation": lambda: v2.RandomRotation(self.rotation_degrees, fill=black),
+        builders: dict[str, Callable[[], Callable[[torch.Tensor], torch.Tensor]]] = {
+            "random_crop": lambda: RandomCrop(self.crop_padding, self.crop_padding_mode, fill=black),
+            "horizontal_flip": lambda: random_horizontal_flip,
+            "rotation": lambda: self._per_sample_rotation(black),
         }
-        return PerSampleTransform(v2.Compose([builders[name]() for name in self.augment]))
+        return BatchAugmentations([builders[name]() for name in self.augment])
+
+    def _per_sample_rotation(self, fill: list[float]) -> PerSampleTransform:
+        from torchvision.transforms import v2
+
+        return PerSampleTransform(v2.RandomRotation(self.rotation_degrees, fill=fill))
 
     def metadata(self) -> DataMetadata:
         self.setup()

@@ -142,6 +142,45 @@ def test_cifar10_default_augmentation_crops_over_black_and_flips_each_image_on_i
     assert len(set(draws)) > 1  # one random draw per image, not one per batch
 
 
+def test_cifar10_reflect_crop_translates_training_images_over_their_mirrored_border(tmp_path):
+    write_cifar10_pickles(tmp_path, n_per_batch=8, n_test=2)
+    options = {"root": str(tmp_path), "download": False, "val_size": 0, "batch_size": 40, "seed": 4}
+    augmented = CIFAR10Data(**options, augment=["random_crop"], crop_padding=2, crop_padding_mode="reflect")
+    augmented_inputs, _ = next(iter(augmented.loader("train")))
+    plain_inputs, _ = next(iter(CIFAR10Data(**options, augment=[]).loader("train")))
+    assert augmented_inputs.shape == plain_inputs.shape and augmented_inputs.dtype == torch.float32
+
+    padded = torch.nn.functional.pad(plain_inputs, (2, 2, 2, 2), mode="reflect")
+    windows = [
+        next(
+            (top, left)
+            for top in range(5)
+            for left in range(5)
+            if torch.equal(augmented_image, padded_image[:, top : top + 32, left : left + 32])
+        )
+        for augmented_image, padded_image in zip(augmented_inputs, padded, strict=True)
+    ]
+    assert len(set(windows)) > 5 and any(window != (2, 2) for window in windows)
+
+
+def test_cifar10_kept_on_another_device_is_normalised_and_augmented_there(tmp_path):
+    write_cifar10_pickles(tmp_path, n_per_batch=8, n_test=2)
+    module = CIFAR10Data(
+        root=str(tmp_path),
+        download=False,
+        val_size=8,
+        batch_size=16,
+        crop_padding=2,
+        crop_padding_mode="reflect",
+    ).setup()
+    # The meta device stands in for a GPU, where keep_on_device puts the splits when CUDA is there.
+    module.splits = {name: (x.to("meta"), y.to("meta")) for name, (x, y) in module.splits.items()}
+    for split in ("train", "val"):
+        inputs, targets = next(iter(module.loader(split)))
+        assert inputs.device.type == targets.device.type == "meta"
+        assert inputs.dtype == torch.float32 and inputs.shape == (len(targets), 3, 32, 32)
+
+
 def test_cifar10_download_true_verifies_checksums_and_explains_offline_failure(tmp_path, monkeypatch):
     """download=true runs torchvision's MD5 check; hand-made files fail it, so it tries to download."""
     from urllib.error import URLError
@@ -173,4 +212,8 @@ def test_vision_arguments_are_checked_with_suggestions():
         CIFAR10Data(augment=["horizontal_flipp"])
     with pytest.raises(DlxError, match="data.mean has 3 values"):
         MNISTData(mean=[0.5, 0.5, 0.5])
+    with pytest.raises(DlxError, match=r"Did you mean 'reflect'\?"):
+        CIFAR10Data(crop_padding_mode="reflekt")
+    with pytest.raises(DlxError, match="reflect padding must be smaller than the image"):
+        MNISTData(crop_padding=28, crop_padding_mode="reflect")
     assert MNISTData(normalize=False).prepare(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)).eq(1).all()

@@ -21,6 +21,7 @@ TINY_BERT = (
 FAMILY_SETTINGS: dict[str, list[str]] = {
     "mlp": ["model=mlp", "model.hidden_sizes=[32]", "optimizer.lr=0.01"],
     "cnn": ["model=cnn", "model.channels=[4,8]", "optimizer.lr=0.01"],
+    "airbench": ["model=airbench", "model.widths=[8,16]", "optimizer.lr=0.01"],  # two blocks fit 8x8
     "resnet": ["model=resnet", "model.style=cifar", "model.depth=18", "trainer.max_steps=3"],
     "rnn": [
         "model=rnn",
