@@ -64,6 +64,17 @@ def _require_prefixes_match(model: nn.Module, lr_multipliers: dict[str, float]) 
             )
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The user's module inside DDP and torch.compile wrappers, whose parameter names configs use (the
+    wrappers prefix them with ``module.`` and ``_orig_mod.``)."""
+    from torch._dynamo.eval_frame import OptimizedModule
+    from torch.nn.parallel import DistributedDataParallel
+
+    while isinstance(model, (DistributedDataParallel, OptimizedModule)):
+        model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
+    return model
+
+
 def build_param_groups(
     model: nn.Module,
     lr: float,
@@ -75,6 +86,7 @@ def build_param_groups(
 
     ``lr_multipliers`` maps module-name prefixes to a multiple of ``lr``; the longest matching prefix wins.
     """
+    model = unwrapped(model)
     lr_multipliers = dict(lr_multipliers or {})
     _require_prefixes_match(model, lr_multipliers)
     no_decay = set() if decay_bias_and_norm else no_decay_parameter_names(model)

@@ -121,6 +121,21 @@ def test_lr_multipliers_use_the_longest_matching_prefix():
     assert groups["head.bias"]["lr_multiplier"] == 1.0
 
 
+def test_lr_multipliers_name_the_modules_inside_ddp_and_compile_wrappers(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = TinyNet()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        wrapped = torch.compile(DistributedDataParallel(model))
+        optimizer = sgd(wrapped, lr=0.1, lr_multipliers={"backbone": 0.1})
+    finally:
+        dist.destroy_process_group()
+    lrs = {name: group["lr"] for name, group in group_of(optimizer, model).items()}
+    assert lrs["backbone.0.weight"] == pytest.approx(0.01) and lrs["head.weight"] == pytest.approx(0.1)
+
+
 def test_a_prefix_that_matches_nothing_lists_the_top_level_modules():
     with pytest.raises(
         DlxError, match=r"'backbon' matches no parameter.*Did you mean 'backbone'\?.*backbone, head"
