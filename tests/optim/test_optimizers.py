@@ -159,3 +159,9 @@ def test_bad_values_say_what_to_type():
         adamw(TinyNet(), betas=[0.9])
     with pytest.raises(DlxError, match="optimizer.nesterov"):
         sgd(TinyNet(), momentum=0.0, nesterov=True)
+
+
+@pytest.mark.parametrize("build", [sgd, adamw])
+def test_plain_cpu_parameters_get_the_fused_kernel_unless_it_is_turned_off(build):
+    assert build(TinyNet()).defaults["fused"] is True
+    assert not build(TinyNet(), fused=False).defaults["fused"]
