@@ -27,26 +27,31 @@ def loop_rows(repeats: int, output_dir: Path) -> list[dict]:
 
     rows = []
     for case in loops.CASES:
-        raw, ours, lightning, difference = [], [], [], 0.0
+        raw, raw_fused, ours, lightning, difference = [], [], [], [], 0.0
         for _ in range(repeats):  # interleaved: a busy moment costs every loop alike
-            raw_result = loops.raw_loop(loops.compose(case, output_dir))
+            raw.append(loops.raw_loop(loops.compose(case, output_dir)).ms_per_step)
+            fused_result = loops.raw_loop(loops.compose(case, output_dir), fused=True)
             our_result = loops.dlx_loop(loops.compose(case, output_dir))
             lightning_result = loops.lightning_loop(loops.compose(case, output_dir))
-            raw.append(raw_result.ms_per_step)
+            raw_fused.append(fused_result.ms_per_step)
             ours.append(our_result.ms_per_step)
-            difference = max(difference, loops.max_loss_difference(raw_result, our_result))
+            difference = max(difference, loops.max_loss_difference(fused_result, our_result))
             if lightning_result is not None:
                 lightning.append(lightning_result.ms_per_step)
-        raw_ms, our_ms = statistics.median(raw), statistics.median(ours)
-        throughput = raw_ms / our_ms
+        raw_ms, fused_ms = statistics.median(raw), statistics.median(raw_fused)
+        our_ms = statistics.median(ours)
         reference = f"; Lightning barebones {statistics.median(lightning):.3f} ms" if lightning else ""
+        # dlx steps with the fused AdamW kernel: against the plain loop as usually written, and against
+        # the same loop with that kernel (which leaves only the trainer's own cost, and the same
+        # arithmetic, so the losses are compared with it); both speeds must hold.
         rows.append(
             {
-                "benchmark": f"{case.name}: plain loop vs dlx",
-                "value": f"{raw_ms:.3f} vs {our_ms:.3f} ms/step: throughput {throughput:.3f}x, "
-                f"max loss difference {difference:.1e}{reference}",
+                "benchmark": f"{case.name}: plain loop (AdamW default / fused) vs dlx",
+                "value": f"{raw_ms:.3f} / {fused_ms:.3f} vs {our_ms:.3f} ms/step: throughput "
+                f"{raw_ms / our_ms:.3f}x / {fused_ms / our_ms:.3f}x, max loss difference "
+                f"{difference:.1e}{reference}",
                 "target": ">= 0.97x, losses equal to 5 decimals",
-                "met": throughput >= 0.97 and difference < 5e-6,
+                "met": min(raw_ms, fused_ms) / our_ms >= 0.97 and difference < 5e-6,
             }
         )
     return rows

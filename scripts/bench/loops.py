@@ -141,15 +141,16 @@ class LoopResult:
     ms_per_step: float
 
 
-def raw_loop(cfg) -> LoopResult:
-    """What a user writes by hand: same seed order as dlx, same batches, AdamW + cosine."""
+def raw_loop(cfg, fused: bool | None = None) -> LoopResult:
+    """What a user writes by hand: same seed order as dlx, same batches, AdamW + cosine. ``fused=True``
+    uses the fused AdamW kernel that dlx picks, so the two differ only by the trainer's bookkeeping."""
     from dlx.build import build_data, build_model
     from dlx.engine.trainer import seed_everything
 
     seed_everything(cfg.seed, deterministic=False)
     data = build_data(cfg)
     model = build_model(cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=0.0, fused=fused)
     steps = cfg.trainer.max_steps
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     losses = []
