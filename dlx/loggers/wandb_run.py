@@ -1,18 +1,22 @@
 """Weights & Biases: online when logged in, offline otherwise; never hangs, prompts or stops training.
 
-The run starts in a background thread (importing wandb and starting its service takes one to two
-seconds) while training begins; records logged before it is ready are kept and sent once it is.
+W&B runs in a process of its own (dlx.loggers.wandb_worker): importing wandb and starting a run take one to
+two seconds of Python, which in a thread of the training process would hold its interpreter lock while
+training runs. Records go to that process through a queue, so logging never waits for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
+import queue
 import secrets
 import string
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -31,83 +35,56 @@ def has_api_key() -> bool:
 
 
 class WandbRun:
-    """A thin guard around a wandb run: every call is best-effort once training has started."""
+    """The training process's side of a W&B run: every call is best-effort and returns at once."""
 
     def __init__(self, settings: Any, run_folder: Path, config: dict[str, Any], run_id: str | None):
-        self.run = None
         self.mode = self._choose_mode(settings.mode)
         # Chosen here, not by W&B, so checkpoints can name the run before it has started.
         self.run_id = run_id or "".join(
             secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
         )
-        self.start_timeout = 2 * float(settings.init_timeout) + 30
-        self._lock = threading.Lock()
-        self._waiting: list[tuple[str, Callable[[], Any]]] | None = []  # None once started
+        # Starting W&B may take the online timeout, an offline start and sending what was queued.
+        self.finish_timeout = 2 * float(settings.init_timeout) + 60
+        self._requests: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._worker: subprocess.Popen | None = None
+        self._worker_gone = threading.Event()  # nothing more is queued for a worker that has died
         if self.mode == "disabled":
-            self._waiting = None
             return
-        os.environ.setdefault("WANDB_SILENT", "true")
-        self._starter = threading.Thread(
-            target=self._start, args=(settings, run_folder, config), name="dlx-wandb-start", daemon=True
-        )
-        self._starter.start()
-
-    def _start(self, settings: Any, run_folder: Path, config: dict[str, Any]) -> None:
+        (run_folder / "wandb").mkdir(parents=True, exist_ok=True)
         try:
-            self.run = self._init(settings, run_folder, config)
-        finally:
-            with self._lock:
-                waiting, self._waiting = self._waiting or [], None
-                for action, call in waiting:
-                    self._guarded(action, call)
-
-    def _init(self, settings: Any, run_folder: Path, config: dict[str, Any]) -> Any:
-        import wandb
-
-        arguments = dict(
-            dir=str(run_folder),
-            project=settings.project,
-            entity=settings.entity,
-            group=settings.group,
-            tags=list(settings.tags) or None,
-            config=config,
-            name=run_folder.name,
-            id=self.run_id,
-            resume="allow",
-            settings=wandb.Settings(init_timeout=float(settings.init_timeout), console="off", silent=True),
-        )
-        if self.mode == "online":
-            try:
-                return wandb.init(mode="online", **arguments)
-            except Exception as error:  # unreachable server, bad key, timeout
-                log.warning(
-                    "W&B online init failed (%s); logging offline instead. Upload later with "
-                    "`wandb sync %s`.",
-                    str(error).splitlines()[0][:160],
-                    run_folder / "wandb",
+            with open(run_folder / "wandb" / "dlx-worker.log", "ab") as worker_log:
+                self._worker = subprocess.Popen(
+                    [sys.executable, "-m", "dlx.loggers.wandb_worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=worker_log,
+                    env={**os.environ, "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true")},
+                    start_new_session=True,  # its own signals: the training process decides when it ends
                 )
-                self.mode = "offline"
-                wandb.teardown()  # a failed online start can leave the shared W&B service unusable
-        try:
-            return wandb.init(mode="offline", **arguments)
-        except Exception as error:
-            log.warning(
-                "W&B could not start (%s); continuing without it. metrics.jsonl has every metric.",
-                str(error).splitlines()[0][:160],
-            )
+        except OSError as error:
+            log.warning("W&B could not start (%s); continuing without it.", error)
             self.mode = "disabled"
-            return None
-
-    def wait_until_started(self) -> None:
-        """Wait for the start, including sending what was logged meanwhile (the thread ends after that)."""
-        starter = getattr(self, "_starter", None)
-        if starter is None or not starter.is_alive():
             return
-        starter.join(self.start_timeout)
-        if starter.is_alive():
-            log.warning("W&B did not start within %.0f s; continuing without it.", self.start_timeout)
-            with self._lock:
-                self._waiting, self.mode = None, "disabled"
+        self._send_request(
+            action="start",
+            mode=self.mode,
+            init_timeout=float(settings.init_timeout),
+            arguments=dict(
+                dir=str(run_folder),
+                project=settings.project,
+                entity=settings.entity,
+                group=settings.group,
+                tags=list(settings.tags) or None,
+                config=config,
+                name=run_folder.name,
+                id=self.run_id,
+                resume="allow",
+            ),
+        )
+        self._sender = threading.Thread(target=self._send_all, name="dlx-wandb-send", daemon=True)
+        self._reader = threading.Thread(target=self._read_replies, name="dlx-wandb-read", daemon=True)
+        self._sender.start()
+        self._reader.start()
 
     @staticmethod
     def _choose_mode(mode: str) -> str:
@@ -125,45 +102,67 @@ class WandbRun:
     def id(self) -> str | None:
         return None if self.mode == "disabled" else self.run_id
 
-    def _call(self, action: str, call: Callable[[], Any]) -> None:
-        """Run ``call`` now, or once the run has started."""
-        with self._lock:
-            if self._waiting is not None:
-                self._waiting.append((action, call))
-                return
-        self._guarded(action, call)
+    def _send_request(self, **request: Any) -> None:
+        if self._worker is not None and not self._worker_gone.is_set():
+            self._requests.put(request)
 
-    def _guarded(self, action: str, function: Callable[[], Any]) -> None:
-        if self.run is None:
-            return
+    def _send_all(self) -> None:
+        pipe = self._worker.stdin
         try:
-            function()
-        except Exception as error:
-            log.warning(
-                "W&B %s failed (%s); W&B logging is off for the rest of the run, metrics.jsonl continues.",
-                action,
-                str(error).splitlines()[0][:160],
-            )
-            self.run = None
+            while (request := self._requests.get()) is not None:
+                pipe.write((json.dumps(request, default=_plain) + "\n").encode())
+                pipe.flush()
+        except (OSError, ValueError):  # the worker is gone; finish() reports its exit code
+            self._worker_gone.set()
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _read_replies(self) -> None:
+        for line in self._worker.stdout:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue
+            self.mode = reply.get("mode", self.mode)
+            if reply.get("warning"):
+                log.warning("%s", reply["warning"])
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
-        self._call("log", lambda: self.run.log(metrics, step=step))
+        self._send_request(action="log", metrics=metrics, step=step)
 
     def summary(self, values: dict[str, Any]) -> None:
-        self._call("summary", lambda: self.run.summary.update(values))
+        self._send_request(action="summary", values=values)
 
     def log_checkpoint(self, path: Path) -> None:
-        def upload() -> None:
-            import wandb
-
-            artifact = wandb.Artifact(f"model-{self.run.id}", type="model")
-            artifact.add_file(str(path))
-            self.run.log_artifact(artifact, aliases=["best"])
-
-        self.wait_until_started()
-        self._guarded("artifact upload", upload)
+        self._send_request(action="artifact upload", path=str(path))
 
     def finish(self, exit_code: int = 0) -> None:
-        self.wait_until_started()
-        self._guarded("finish", lambda: self.run.finish(exit_code=exit_code))
-        self.run = None
+        """Send what is queued, end the run, and wait for W&B to have written it."""
+        if self._worker is None:
+            return
+        self._send_request(action="finish", exit_code=exit_code)
+        self._requests.put(None)  # the sender stops after the finish request and closes the pipe
+        try:
+            self._worker.wait(self.finish_timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("W&B did not finish within %.0f s; stopped it.", self.finish_timeout)
+            self._worker.kill()
+            self._worker.wait()
+        self._reader.join()
+        if self._worker.returncode not in (0, None):
+            log.warning(
+                "The W&B process ended with exit code %s; metrics.jsonl has every metric.",
+                self._worker.returncode,
+            )
+        self._worker = None
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what json cannot write itself: numbers from numpy or torch, else their text."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,4 +1,5 @@
 import json
+import os
 import time
 
 import pytest
@@ -38,20 +39,62 @@ def test_online_mode_without_a_reachable_server_falls_back_to_offline_quickly(mo
     assert b"val/acc" in _wandb_file(only_run_folder())
 
 
-def test_an_error_inside_wandb_never_stops_training(monkeypatch, caplog):
-    import wandb
+def _patch_the_wandb_process(monkeypatch, tmp_path, code: str) -> None:
+    """W&B runs in a process of its own: change wandb there through a sitecustomize it imports."""
+    folder = tmp_path / "patch"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
 
-    def broken_log(self, *args, **kwargs):
-        raise RuntimeError("wandb exploded")
 
-    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", broken_log)
+def test_an_error_inside_wandb_never_stops_training(monkeypatch, tmp_path, caplog):
+    _patch_the_wandb_process(
+        monkeypatch,
+        tmp_path,
+        "import wandb.sdk.wandb_run\n"
+        "def broken_log(self, *args, **kwargs):\n"
+        "    raise RuntimeError('wandb exploded')\n"
+        "wandb.sdk.wandb_run.Run.log = broken_log\n",
+    )
     summary = train_run(
         "logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", "trainer.progress=none", fast=False
     )
     assert summary["epochs"] == 2
-    assert "W&B log failed" in caplog.text
+    assert "W&B log failed (wandb exploded)" in caplog.text
     records = [json.loads(line) for line in (only_run_folder() / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "val/loss" in r] == [1, 2]
+
+
+def test_a_slow_wandb_start_holds_up_neither_training_nor_a_record(monkeypatch, tmp_path):
+    _patch_the_wandb_process(
+        monkeypatch,
+        tmp_path,
+        "import time, wandb\n"
+        "start = wandb.init\n"
+        "def slow_init(*args, **kwargs):\n"
+        "    time.sleep(5)\n"
+        "    return start(*args, **kwargs)\n"
+        "wandb.init = slow_init\n",
+    )
+    started = time.perf_counter()
+    summary = train_run(
+        "logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", "trainer.progress=none", fast=False
+    )
+    folder = only_run_folder()
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert summary["epochs"] == 2 and records[-1]["time"] < 5  # trained while W&B was still starting
+    content = _wandb_file(folder)
+    assert content.count(b"val/acc") >= 2 and b"best/val/loss" in content  # every record, the summary too
+    assert time.perf_counter() - started > 5  # the slow start really happened, and was waited for at the end
+
+
+def test_a_wandb_process_that_dies_costs_the_run_nothing(monkeypatch, tmp_path, caplog):
+    _patch_the_wandb_process(
+        monkeypatch, tmp_path, "import os, wandb\nwandb.init = lambda *args, **kwargs: os._exit(3)\n"
+    )
+    summary = train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", fast=False)
+    assert summary["epochs"] == 2 and (only_run_folder() / "checkpoints" / "best.ckpt").exists()
+    assert "W&B process ended with exit code 3" in caplog.text
 
 
 def test_disabled_writes_no_wandb_files():
@@ -73,74 +116,3 @@ def test_auto_mode_goes_online_only_with_an_api_key(monkeypatch, tmp_path, key_s
     )
     monkeypatch.setenv("NETRC", str(netrc))
     assert has_api_key() == (key_source != "none")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_wandb_service():
-    """Each test starts its own W&B service, so settings read at start-up (the base URL) apply."""
-    import wandb
-
-    wandb.teardown()
-    yield
-    wandb.teardown()
-
-
-def test_a_slow_wandb_start_does_not_hold_up_training(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
-    from dlx.loggers.wandb_run import WandbRun
-
-    received = []
-
-    class FakeRun:
-        id = "ignored"
-        summary = {}
-
-        def log(self, metrics, step):
-            received.append((step, metrics))
-
-        def finish(self, exit_code):
-            received.append(("finished", exit_code))
-
-    def slow_init(self, settings, run_folder, config):
-        time.sleep(1.0)
-        return FakeRun()
-
-    monkeypatch.setattr(WandbRun, "_init", slow_init)
-    settings = SimpleNamespace(mode="offline", init_timeout=5.0)
-    started = time.perf_counter()
-    run = WandbRun(settings, tmp_path, {}, run_id=None)
-    for step in range(3):
-        run.log({"loss": 1.0 / (step + 1)}, step=step)
-    assert time.perf_counter() - started < 0.5  # logging did not wait for the start
-    assert len(run.id) == 8  # known at once, so a checkpoint can name the run
-    run.finish(0)
-    assert received == [(0, {"loss": 1.0}), (1, {"loss": 0.5}), (2, {"loss": 1 / 3}), ("finished", 0)]
-
-
-def test_finish_waits_for_the_records_logged_before_the_start(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
-    from dlx.loggers.wandb_run import WandbRun
-
-    received = []
-
-    class SlowRun:
-        def log(self, metrics, step):
-            time.sleep(0.2)  # the queued records are still being sent when finish() is called
-            received.append(step)
-
-        def finish(self, exit_code):
-            received.append("finished")
-
-    def init(self, settings, run_folder, config):
-        time.sleep(0.3)
-        return SlowRun()
-
-    monkeypatch.setattr(WandbRun, "_init", init)
-    run = WandbRun(SimpleNamespace(mode="offline", init_timeout=5.0), tmp_path, {}, run_id=None)
-    for step in range(3):
-        run.log({"loss": 1.0}, step=step)
-    time.sleep(0.4)  # the start is over, the queued records are being sent
-    run.finish(0)
-    assert received == [0, 1, 2, "finished"]
