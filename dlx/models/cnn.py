@@ -12,12 +12,13 @@ from dlx.models.layers import init_weights, require_choice, require_dropout, req
 POOLS = ("max", "avg", "none")
 
 
-def _pool_layer(pool: str) -> nn.Module:
-    # ceil_mode keeps odd and 1-pixel maps at least 1 pixel wide, so deep stacks work on small images.
+def _pool_layer(pool: str, odd_size: bool) -> nn.Module:
+    # ceil_mode keeps odd and 1-pixel maps at least 1 pixel wide, so deep stacks work on small images;
+    # on even maps it changes nothing but takes a slower kernel.
     if pool == "max":
-        return nn.MaxPool2d(2, ceil_mode=True)
+        return nn.MaxPool2d(2, ceil_mode=odd_size)
     if pool == "avg":
-        return nn.AvgPool2d(2, ceil_mode=True)
+        return nn.AvgPool2d(2, ceil_mode=odd_size)
     return nn.Identity()
 
 
@@ -66,7 +67,7 @@ class CNN(nn.Module):
             )
 
         blocks: list[nn.Module] = []
-        in_channels = input_shape[0]
+        in_channels, height, width = input_shape
         for out_channels in channels:
             # Padding keeps the map's size, so only the pools shrink it; BatchNorm makes a bias redundant.
             blocks.append(
@@ -77,10 +78,13 @@ class CNN(nn.Module):
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out_channels))
             blocks.append(build_activation(activation))
-            blocks.append(_pool_layer(pool))
+            blocks.append(_pool_layer(pool, height % 2 == 1 or width % 2 == 1))
+            if pool != "none":
+                height, width = -(-height // 2), -(-width // 2)
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(pooled_size)
+        self.pooled_size = (pooled_size, pooled_size)
 
         head: list[nn.Module] = [nn.Flatten()]
         in_features = in_channels * pooled_size * pooled_size
@@ -94,4 +98,7 @@ class CNN(nn.Module):
         init_weights(self, init, activation)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(inputs)))
+        features = self.features(inputs)
+        if features.shape[-2:] != self.pooled_size:  # a pool to the size it has is a copy, both ways
+            features = self.pool(features)
+        return self.head(features)

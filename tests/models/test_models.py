@@ -93,7 +93,7 @@ def test_unknown_activation_and_init_suggest_the_closest_name():
     assert isinstance(MLP([4], 2, hidden_sizes=[3], activation="GELU").hidden[1], nn.GELU)
 
 
-@pytest.mark.parametrize("size", [8, 28, 32])
+@pytest.mark.parametrize("size", [8, 9, 27, 28, 32])
 def test_cnn_works_for_any_image_size(size):
     assert_trains(CNN([3, size, size], 10), [3, size, size])
     deep = CNN([1, size, size], 10, channels=[4, 4, 4, 4, 4, 4], pool="avg", hidden_size=8, dropout=0.1)
@@ -106,6 +106,7 @@ def test_cnn_expresses_a_lenet_style_network():
     linears = [layer for layer in model.head if isinstance(layer, nn.Linear)]
     assert [(layer.in_features, layer.out_features) for layer in linears] == [(32 * 7 * 7, 128), (128, 10)]
     assert_trains(model, [1, 28, 28])
+    assert model(torch.zeros(2, 1, 36, 36)).shape == (2, 10)  # other sizes still pool down to 7x7
 
 
 def test_cnn_rejects_bad_values_with_a_fix():
