@@ -135,8 +135,6 @@ def fit_config(
             run_folder, handler, logger, writes_files = None, None, RunLogger(), False
         raise
     finally:
-        if writes_files:
-            _write_curves(run_folder, cfg.trainer.monitor, read_metrics, plot_curves)
         if exit_code == 0 and writes_files:
             summary["run_folder"] = str(run_folder)
             (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -147,6 +145,9 @@ def fit_config(
             best = run_folder / "checkpoints" / "best.ckpt"
             if cfg.logger.log_model and best.exists() and logger.wandb_run is not None:
                 logger.wandb_run.log_checkpoint(best)
+        logger.begin_finish(exit_code)
+        if writes_files:  # drawn while W&B finishes in its process
+            _write_curves(run_folder, cfg.trainer.monitor, read_metrics, plot_curves)
         logger.finish(exit_code)
         if handler is not None:
             detach_train_log(handler)

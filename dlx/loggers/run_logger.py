@@ -31,6 +31,11 @@ class RunLogger:
         if self.wandb_run is not None:
             self.wandb_run.summary(values)
 
+    def begin_finish(self, exit_code: int = 0) -> None:
+        """Let W&B end the run in its own process while this one does something else; then ``finish``."""
+        if self.wandb_run is not None:
+            self.wandb_run.begin_finish(exit_code)
+
     def finish(self, exit_code: int = 0) -> None:
         if self.metrics_file is not None:
             self.metrics_file.close()

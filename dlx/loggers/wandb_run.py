@@ -48,6 +48,7 @@ class WandbRun:
         self._requests: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._worker: subprocess.Popen | None = None
         self._worker_gone = threading.Event()  # nothing more is queued for a worker that has died
+        self._finishing = False
         if self.mode == "disabled":
             return
         (run_folder / "wandb").mkdir(parents=True, exist_ok=True)
@@ -139,12 +140,18 @@ class WandbRun:
     def log_checkpoint(self, path: Path) -> None:
         self._send_request(action="artifact upload", path=str(path))
 
-    def finish(self, exit_code: int = 0) -> None:
-        """Send what is queued, end the run, and wait for W&B to have written it."""
-        if self._worker is None:
+    def begin_finish(self, exit_code: int = 0) -> None:
+        """End the run once what is queued is sent; ``finish`` waits for W&B to have written it."""
+        if self._worker is None or self._finishing:
             return
+        self._finishing = True
         self._send_request(action="finish", exit_code=exit_code)
         self._requests.put(None)  # the sender stops after the finish request and closes the pipe
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.begin_finish(exit_code)
+        if self._worker is None:
+            return
         try:
             self._worker.wait(self.finish_timeout)
         except subprocess.TimeoutExpired:
