@@ -228,6 +228,8 @@ class Trainer:
                     self._save_last(task)  # an epoch without validation, or an interrupted one
             else:
                 state.stop_reason = reason
+                if reason == "max_time":
+                    self._save_last(task)  # time ran out after the last checkpoint: a resume must know
         finally:
             self.interrupt.uninstall()
             progress.close()
