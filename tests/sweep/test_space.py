@@ -33,7 +33,7 @@ def test_hydra_sweep_functions_become_the_right_distributions():
             "optimizer.lr=tag(log, interval(1e-5, 1e-1))",
             "trainer.max_epochs=tag(int, interval(1, 4))",
             "data.batch_size=range(16, 65, 16)",
-            "model=glob(*, exclude=[gpt, hf, resnet, rnn, transformer])",
+            "model=glob(*, exclude=[airbench, gpt, hf, resnet, rnn, transformer])",
         ],
         [],
     )
