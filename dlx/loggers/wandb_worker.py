@@ -97,7 +97,7 @@ def main() -> None:
     global _messages
     # Ctrl-C in the terminal is for the training process, which then finishes this run properly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(10)  # logging yields the CPU to training: on a busy machine it starts later, never slows it
+    os.nice(10)  # logging yields the CPU to training: on a busy machine it starts later, slows it less
     _messages = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything else printed, by wandb or below Python, goes to the worker's log
     sys.stdout = sys.stderr

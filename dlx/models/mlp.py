@@ -22,7 +22,7 @@ class MLP(nn.Module):
         num_outputs: int,
         hidden_sizes: list[int] = [256, 256],  # noqa: B006
         activation: str = "relu",
-        batch_norm: bool = False,
+        batch_norm: bool = True,
         dropout: float = 0.0,
         init: str = "default",
     ):

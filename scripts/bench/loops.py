@@ -74,7 +74,12 @@ class Case:
 CASES = [
     Case(
         "tiny MLP 64-256-256-10, digits 8x8, batch 64",
-        ["model=mlp", "data._target_=scripts.bench.loops.RepeatedDigits", "data.batch_size=64"],
+        [
+            "model=mlp",
+            "model.batch_norm=false",
+            "data._target_=scripts.bench.loops.RepeatedDigits",
+            "data.batch_size=64",
+        ],
         1000,
     ),
     Case(

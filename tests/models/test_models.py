@@ -90,7 +90,7 @@ def test_unknown_activation_and_init_suggest_the_closest_name():
         MLP([4], 2, activation="relu6x")
     with pytest.raises(DlxError, match=r"model.init 'kaimin' is unknown. Did you mean 'kaiming'\?"):
         MLP([4], 2, init="kaimin")
-    assert isinstance(MLP([4], 2, hidden_sizes=[3], activation="GELU").hidden[1], nn.GELU)
+    assert isinstance(MLP([4], 2, hidden_sizes=[3], activation="GELU", batch_norm=False).hidden[1], nn.GELU)
 
 
 @pytest.mark.parametrize("size", [8, 9, 27, 28, 32])
