@@ -144,7 +144,11 @@ def whole_split_loss():
     total = sum(model(x[i : i + 64], y[i : i + 64]).item() * len(x[i : i + 64]) for i in range(0, len(x), 64))
     return total / len(x)
 
-result = {"estimate": losses["val"], "whole_val": whole_split_loss(), "training_seconds": training_seconds}
+measuring = time.perf_counter()
+whole_val = whole_split_loss()
+# Not part of nanoGPT: the bench subtracts this from the process's wall time.
+result = {"estimate": losses["val"], "whole_val": whole_val, "training_seconds": training_seconds,
+          "extra_seconds": time.perf_counter() - measuring}
 print("RESULT " + json.dumps(result))
 """.replace("import math, sys, time", "import json, math, sys, time")
 
@@ -155,7 +159,7 @@ def run_reference(text: Path) -> dict:
         [sys.executable, "-c", REFERENCE, str(text)], capture_output=True, text=True, check=True
     ).stdout
     result = json.loads(output.split("RESULT ")[1])
-    result["wall_seconds"] = time.perf_counter() - started
+    result["wall_seconds"] = time.perf_counter() - started - result["extra_seconds"]
     return result
 
 
