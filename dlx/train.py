@@ -90,22 +90,30 @@ def fit_config(
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
     from dlx.loggers.plots import plot_curves
     from dlx.loggers.run_logger import RunLogger
-    from dlx.loggers.wandb_run import WandbRun
+    from dlx.loggers.wandb_run import WandbRun, discard_worker, launch_worker
     from dlx.report import print_training_summary
 
     processes = join_process_group(cfg.trainer)  # with several processes: which one this is
-    seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
-    data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
-    task = build_task(cfg, build_model(cfg))
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, precision
-    trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+    logs_to_wandb = processes.is_main and not cfg.trainer.fast_dev_run
+    wandb_worker = launch_worker(cfg.logger) if logs_to_wandb else None  # starts while the rest is built
+    try:
+        seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
+        data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
+        task = build_task(cfg, build_model(cfg))
+        config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+        trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
+        trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+    except BaseException:
+        discard_worker(wandb_worker)
+        raise
     if cfg.trainer.fast_dev_run:
         run_folder = None
     elif run_folder is None and processes.is_main:
         run_folder = create_run_folder(cfg.output_dir, cfg.experiment)
     run_folder = processes.share_from_main(run_folder)  # one run folder; only rank 0 writes in it
     writes_files = run_folder is not None and processes.is_main
+    if not writes_files:
+        discard_worker(wandb_worker)
     handler, logger = None, RunLogger()
     if writes_files:
         (run_folder / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -119,6 +127,7 @@ def fit_config(
                 run_folder,
                 OmegaConf.to_container(cfg, resolve=True),
                 checkpoint.get("wandb_run_id") if checkpoint else None,
+                wandb_worker,
             ),
         )
         log.info("Run folder: %s", run_folder)

@@ -34,10 +34,44 @@ def has_api_key() -> bool:
         return False
 
 
+def launch_worker(settings: Any) -> subprocess.Popen | None:
+    """Start W&B's process (it imports wandb at once) before there is a run to log to: called while the
+    data and model are built, it is ready when training starts instead of competing with it."""
+    if settings.mode == "disabled":
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dlx.loggers.wandb_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # wandb keeps its own logs in the run's wandb/ folder
+            env={**os.environ, "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true")},
+            start_new_session=True,  # its own signals: the training process decides when it ends
+        )
+    except OSError as error:
+        log.warning("W&B could not start (%s); continuing without it.", error)
+        return None
+
+
+def discard_worker(worker: subprocess.Popen | None) -> None:
+    """A worker whose run never began (the config was refused before training)."""
+    if worker is not None:
+        worker.kill()
+        worker.wait()
+
+
 class WandbRun:
     """The training process's side of a W&B run: every call is best-effort and returns at once."""
 
-    def __init__(self, settings: Any, run_folder: Path, config: dict[str, Any], run_id: str | None):
+    def __init__(
+        self,
+        settings: Any,
+        run_folder: Path,
+        config: dict[str, Any],
+        run_id: str | None,
+        worker: subprocess.Popen | None = None,
+    ):
+        """``worker``: from ``launch_worker``, started earlier; else one is started now."""
         self.mode = self._choose_mode(settings.mode)
         # Chosen here, not by W&B, so checkpoints can name the run before it has started.
         self.run_id = run_id or "".join(
@@ -51,19 +85,8 @@ class WandbRun:
         self._finishing = False
         if self.mode == "disabled":
             return
-        (run_folder / "wandb").mkdir(parents=True, exist_ok=True)
-        try:
-            with open(run_folder / "wandb" / "dlx-worker.log", "ab") as worker_log:
-                self._worker = subprocess.Popen(
-                    [sys.executable, "-m", "dlx.loggers.wandb_worker"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=worker_log,
-                    env={**os.environ, "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true")},
-                    start_new_session=True,  # its own signals: the training process decides when it ends
-                )
-        except OSError as error:
-            log.warning("W&B could not start (%s); continuing without it.", error)
+        self._worker = worker or launch_worker(settings)
+        if self._worker is None:
             self.mode = "disabled"
             return
         self._send_request(

@@ -99,8 +99,14 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # logging yields the CPU to training: on a busy machine it starts later, slows it less
     _messages = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # anything else printed, by wandb or below Python, goes to the worker's log
+    os.dup2(2, 1)  # anything else printed, by wandb or below Python, goes where stderr goes
     sys.stdout = sys.stderr
+    import wandb  # the slow part, done while the training process builds its model
+
+    try:
+        wandb.setup()  # starts W&B's service, which wandb.init would otherwise start
+    except Exception:
+        pass  # wandb.init tries again, and reports what fails
     serve(iter(sys.stdin.readline, ""))
 
 

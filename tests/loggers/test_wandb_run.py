@@ -1,6 +1,7 @@
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,25 @@ def test_auto_mode_goes_online_only_with_an_api_key(monkeypatch, tmp_path, key_s
     )
     monkeypatch.setenv("NETRC", str(netrc))
     assert has_api_key() == (key_source != "none")
+
+
+def _wandb_workers_of_this_process() -> list[str]:
+    workers = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            parent = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
+            command = (status.parent / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, StopIteration):
+            continue
+        if int(parent.split()[1]) == os.getpid() and "wandb_worker" in command:
+            workers.append(command)
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_config_refused_before_training_leaves_no_wandb_process_behind():
+    from dlx.errors import DlxError
+
+    with pytest.raises(DlxError, match="max_time"):  # refused by Trainer.prepare, after W&B's process started
+        train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=null", "trainer.max_time=1")
+    assert _wandb_workers_of_this_process() == []
