@@ -141,7 +141,9 @@ def warmup_cosine(
         warmup = min(max(1, round(warmup_fraction * horizon)), horizon - 1)
     else:
         warmup = 0
-    _require(0 <= warmup < horizon, "warmup_steps", f"in [0, {horizon}) for this run", warmup, "100")
+    _require(
+        0 <= warmup < horizon, "warmup_steps", f"in [0, {horizon}) for this run", warmup, str(horizon // 10)
+    )
     _require(0 < start_factor <= 1, "start_factor", "in (0, 1]", start_factor, "0.01")
     _require(eta_min >= 0, "eta_min", "zero or positive", eta_min, "0")
     if warmup == 0:
