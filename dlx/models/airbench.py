@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlx.errors import DlxError
-from dlx.models.layers import require_choice, require_input_and_output
+from dlx.models.layers import require_choice, require_image_input
 
 TEST_TIME_AUGMENTATIONS = ("none", "flip", "flip_translate")
 WHITENING_EPSILON = 5e-4  # added to the patch covariance's eigenvalues (inputs are normalised)
@@ -71,12 +71,7 @@ class AirbenchNet(nn.Module):
         test_time_augmentation: str = "flip_translate",
     ):
         super().__init__()
-        require_input_and_output("airbench", input_shape, num_outputs)
-        if len(input_shape) != 3:
-            raise DlxError(
-                f"model=airbench needs model.input_shape [channels, height, width], got {list(input_shape)}. "
-                "Use `model=mlp` for flat features, or a data module that yields images."
-            )
+        require_image_input("model=airbench", input_shape, num_outputs)
         if not widths or any(width < 1 for width in widths):
             raise DlxError(
                 f"model.widths must be a non-empty list of positive widths, got {list(widths)}. "

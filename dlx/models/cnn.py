@@ -7,7 +7,7 @@ from torch import nn
 
 from dlx.errors import DlxError
 from dlx.models.layers import activation as build_activation
-from dlx.models.layers import init_weights, require_choice, require_dropout, require_input_and_output
+from dlx.models.layers import init_weights, require_choice, require_dropout, require_image_input
 
 POOLS = ("max", "avg", "none")
 
@@ -44,12 +44,7 @@ class CNN(nn.Module):
         init: str = "default",
     ):
         super().__init__()
-        require_input_and_output("CNN", input_shape, num_outputs)
-        if len(input_shape) != 3:
-            raise DlxError(
-                f"CNN needs model.input_shape [channels, height, width], got {list(input_shape)}. "
-                "Use `model=mlp` for flat features, or a data module that yields images."
-            )
+        require_image_input("CNN", input_shape, num_outputs)
         require_dropout(dropout)
         pool = require_choice("model.pool", pool, POOLS)
         for key, value in (("kernel_size", kernel_size), ("pooled_size", pooled_size)):

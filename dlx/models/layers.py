@@ -41,6 +41,16 @@ def require_input_and_output(model: str, input_shape: list[int], num_outputs: in
         )
 
 
+def require_image_input(model: str, input_shape: list[int], num_outputs: int) -> None:
+    """``require_input_and_output`` for models of images: the shape is [channels, height, width]."""
+    require_input_and_output(model, input_shape, num_outputs)
+    if len(input_shape) != 3:
+        raise DlxError(
+            f"{model} needs model.input_shape [channels, height, width], got {list(input_shape)}. "
+            "Use `model=mlp` for flat features, or a data module that yields images."
+        )
+
+
 def require_dropout(dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise DlxError(f"model.dropout must be in [0, 1), got {dropout}. Type e.g. `model.dropout=0.1`.")

@@ -203,19 +203,8 @@ def adam(
     fused: bool | None = None,
 ) -> torch.optim.Adam:
     """Adam; its weight decay is L2 added to the gradient (use adamw for decoupled decay)."""
-    _require_positive("lr", lr, "1e-3")
-    _require_positive("eps", eps, "1e-8")
-    _require_non_negative("weight_decay", weight_decay, "0")
-    groups = build_param_groups(model, lr, weight_decay, decay_bias_and_norm, lr_multipliers)
-    return torch.optim.Adam(
-        groups,
-        lr=lr,
-        betas=_require_betas(betas),
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        fused=fused_kernel(groups, fused),
-    )
+    arguments = (lr, betas, eps, weight_decay, amsgrad, decay_bias_and_norm, lr_multipliers, fused)
+    return _adam_kind(torch.optim.Adam, model, *arguments, weight_decay_example="0")
 
 
 def adamw(
@@ -230,11 +219,28 @@ def adamw(
     fused: bool | None = None,
 ) -> torch.optim.AdamW:
     """Adam with decoupled weight decay."""
+    arguments = (lr, betas, eps, weight_decay, amsgrad, decay_bias_and_norm, lr_multipliers, fused)
+    return _adam_kind(torch.optim.AdamW, model, *arguments, weight_decay_example="0.05")
+
+
+def _adam_kind(
+    optimizer_class: type[torch.optim.Optimizer],
+    model: nn.Module,
+    lr: float,
+    betas: list[float],
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    decay_bias_and_norm: bool,
+    lr_multipliers: dict[str, float] | None,
+    fused: bool | None,
+    weight_decay_example: str,
+) -> torch.optim.Optimizer:
     _require_positive("lr", lr, "1e-3")
     _require_positive("eps", eps, "1e-8")
-    _require_non_negative("weight_decay", weight_decay, "0.05")
+    _require_non_negative("weight_decay", weight_decay, weight_decay_example)
     groups = build_param_groups(model, lr, weight_decay, decay_bias_and_norm, lr_multipliers)
-    return torch.optim.AdamW(
+    return optimizer_class(
         groups,
         lr=lr,
         betas=_require_betas(betas),
