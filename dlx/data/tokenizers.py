@@ -111,6 +111,8 @@ def load_pretrained_tokenizer(name: str) -> Any:
     otherwise a DlxError that says how to point at a local folder."""
     from transformers import AutoTokenizer
 
+    from dlx.hub import from_cache_or_hub
+
     folder = Path(name).expanduser()
     if folder.is_dir():
         try:
@@ -126,39 +128,19 @@ def load_pretrained_tokenizer(name: str) -> Any:
             f"data.tokenizer='{name}' is not a folder. Point it at a folder holding a saved tokenizer, "
             "e.g. `data.tokenizer=/path/to/bert-base-uncased`, or give a Hugging Face Hub name."
         )
-    try:
-        return AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):
-        pass  # not in the local cache: try the Hub below
-    if not hub_reachable():
-        raise DlxError(
-            f"The tokenizer '{name}' is not in the local Hugging Face cache and the Hub cannot be reached "
-            "(no network, or HF_HUB_OFFLINE is set), so it cannot be loaded offline. On a machine with "
-            f"internet, save it with `AutoTokenizer.from_pretrained('{name}').save_pretrained('folder')`, "
-            "copy the folder here and type `data.tokenizer=/path/to/folder`."
-        )
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as error:
-        raise DlxError(
-            f"Could not load the tokenizer '{name}' from the Hugging Face Hub: {_first_line(error)} Check "
+    return from_cache_or_hub(
+        AutoTokenizer.from_pretrained,
+        name,
+        f"The tokenizer '{name}' is not in the local Hugging Face cache and the Hub cannot be reached "
+        "(no network, or HF_HUB_OFFLINE is set), so it cannot be loaded offline. On a machine with "
+        f"internet, save it with `AutoTokenizer.from_pretrained('{name}').save_pretrained('folder')`, "
+        "copy the folder here and type `data.tokenizer=/path/to/folder`.",
+        lambda reason: (
+            f"Could not load the tokenizer '{name}' from the Hugging Face Hub: {reason} Check "
             "the name (e.g. `data.tokenizer=bert-base-uncased`) or point at a local folder with "
             "`data.tokenizer=/path/to/folder`."
-        ) from error
-
-
-def hub_reachable(timeout: float = 5.0) -> bool:
-    """One quick request to the Hub; ``from_pretrained`` itself retries for most of a minute when offline."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    try:
-        get_session().head(constants.ENDPOINT, timeout=timeout)
-    except Exception:  # any failure to connect (DNS, refused, proxy, timeout) means offline to the user
-        return False
-    return True
+        ),
+    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -4,6 +4,7 @@ from the Hub or a local folder, or built from a small config (tests, from-scratc
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ def load_pretrained(name: str, num_labels: int, overrides: dict[str, Any]) -> nn
     DlxError that says how to point at a local folder."""
     from transformers import AutoModelForSequenceClassification
 
-    from dlx.data.tokenizers import hub_reachable
+    from dlx.hub import from_cache_or_hub
 
     arguments = {"num_labels": num_labels, "ignore_mismatched_sizes": True, **overrides}
     folder = Path(name).expanduser()
@@ -30,27 +31,20 @@ def load_pretrained(name: str, num_labels: int, overrides: dict[str, Any]) -> nn
                 "model.safetensors), e.g. `model.pretrained=/models/bert-base-uncased`."
             )
         return AutoModelForSequenceClassification.from_pretrained(str(folder), **arguments)
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(name, local_files_only=True, **arguments)
-    except OSError:
-        pass  # not in the local cache: try the Hub below
-    if not hub_reachable():
-        raise DlxError(
-            f"The Hugging Face model '{name}' is not in the local cache and the Hub cannot be reached (no "
-            "network, or HF_HUB_OFFLINE is set), so it cannot be loaded offline. On a machine with internet, "
-            f"save it with `AutoModelForSequenceClassification.from_pretrained('{name}').save_pretrained("
-            "'folder')` (and its tokenizer likewise), copy the folder here and type "
-            "`model.pretrained=/path/to/folder data.tokenizer=/path/to/folder`."
-        )
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(name, **arguments)
-    except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DlxError(
-            f"Could not load the Hugging Face model '{name}' from the Hub: {reason} Check the name (e.g. "
-            "`model.pretrained=bert-base-uncased`) or point at a local folder with "
+    return from_cache_or_hub(
+        functools.partial(AutoModelForSequenceClassification.from_pretrained, **arguments),
+        name,
+        f"The Hugging Face model '{name}' is not in the local cache and the Hub cannot be reached (no "
+        "network, or HF_HUB_OFFLINE is set), so it cannot be loaded offline. On a machine with internet, "
+        f"save it with `AutoModelForSequenceClassification.from_pretrained('{name}').save_pretrained("
+        "'folder')` (and its tokenizer likewise), copy the folder here and type "
+        "`model.pretrained=/path/to/folder data.tokenizer=/path/to/folder`.",
+        lambda reason: (
+            f"Could not load the Hugging Face model '{name}' from the Hub: {reason} Check the "
+            "name (e.g. `model.pretrained=bert-base-uncased`) or point at a local folder with "
             "`model.pretrained=/path/to/folder`."
-        ) from error
+        ),
+    )
 
 
 def build_from_config(config: dict[str, Any], vocab_size: int | None, pad_id: int, num_labels: int):

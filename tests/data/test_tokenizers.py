@@ -1,8 +1,8 @@
 import pytest
 
-from dlx.data import tokenizers
 from dlx.data.tokenizers import HuggingFaceTokenizer, WordTokenizer, load_pretrained_tokenizer, split_words
 from dlx.errors import DlxError
+from dlx.hub import hub_reachable
 from tests.text_on_disk import write_tiny_hf_tokenizer
 
 
@@ -69,7 +69,7 @@ def test_a_folder_without_tokenizer_files_or_a_missing_folder_is_explained(tmp_p
 
 
 def test_a_hub_name_that_cannot_be_loaded_offline_says_how_to_use_a_local_folder(monkeypatch):
-    monkeypatch.setattr(tokenizers, "hub_reachable", lambda: False)
+    monkeypatch.setattr("dlx.hub.hub_reachable", lambda: False)
     with pytest.raises(DlxError) as error:
         load_pretrained_tokenizer("no-such-org/no-such-tokenizer")
     message = str(error.value)
@@ -80,4 +80,4 @@ def test_the_hub_counts_as_unreachable_in_offline_mode(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert tokenizers.hub_reachable() is False
+    assert hub_reachable() is False

@@ -194,10 +194,10 @@ def test_hf_names_that_cannot_be_loaded_say_how_to_use_a_local_folder(tmp_path, 
         raise OSError("bert-base-uncased is not a local folder and is not a valid model identifier")
 
     monkeypatch.setattr("transformers.AutoModelForSequenceClassification.from_pretrained", not_found)
-    monkeypatch.setattr("dlx.data.tokenizers.hub_reachable", lambda: False)
+    monkeypatch.setattr("dlx.hub.hub_reachable", lambda: False)
     with pytest.raises(DlxError, match="cannot be loaded offline.*model.pretrained=/path/to/folder"):
         HFClassifier(num_outputs=2, pretrained="bert-base-uncased")
-    monkeypatch.setattr("dlx.data.tokenizers.hub_reachable", lambda: True)
+    monkeypatch.setattr("dlx.hub.hub_reachable", lambda: True)
     with pytest.raises(DlxError, match="Could not load .* from the Hub: bert-base-uncased is not a local"):
         HFClassifier(num_outputs=2, pretrained="bert-base-uncased")
     with pytest.raises(DlxError, match="model.pretrained .* or model.config"):
