@@ -2,57 +2,58 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 
+from dlx.engine.log_window import LogWindow
 from dlx.errors import TrainingDiverged
 
 
 class DivergenceWatch:
-    """Collects each step's loss (on the device); ``check()`` syncs once for all of them."""
+    """``check()`` looks at the losses logged since the last check, with one host sync for all of them."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.unchecked: list[tuple[int, torch.Tensor]] = []
-        self.last_finite: tuple[int, float] | None = None
+        self.last_finite: tuple[int, torch.Tensor] | None = None  # (step, loss): read only to explain
 
-    def record(self, step: int, loss: torch.Tensor) -> None:
-        if self.enabled:
-            self.unchecked.append((step, loss))
-
-    def check(self, grad_norm: torch.Tensor | None, kept_checkpoint: Path | None) -> None:
+    def check(self, window: LogWindow, grad_norm: torch.Tensor | None, kept_checkpoint: Path | None) -> None:
         """Raise TrainingDiverged naming the first step whose loss was not finite."""
-        pending, self.unchecked = self.unchecked, []
-        if not pending:
+        steps, losses = window.unchecked()
+        if not self.enabled or not losses:
             return
-        finite = torch.isfinite(torch.stack([loss.float() for _, loss in pending]))
-        if bool(finite.all()):
-            self.last_finite = (pending[-1][0], float(pending[-1][1]))
-            return
-        first_bad = int((~finite).nonzero()[0])
-        if first_bad > 0:
-            self.last_finite = (pending[first_bad - 1][0], float(pending[first_bad - 1][1]))
-        step, loss = pending[first_bad][0], float(pending[first_bad][1])
-        raise TrainingDiverged(
-            explain(
-                f"The training loss became {loss} at step {step}.",
-                self.last_finite,
-                grad_norm,
-                kept_checkpoint,
-            )
-        )
+        stacked = torch.stack(losses).float()
+        loss_sum = float(stacked.sum())
+        # A NaN or Inf anywhere makes the sum non-finite; only then is each loss looked at (a sum of
+        # finite losses that overflows is the rare case that finds them all finite).
+        if not math.isfinite(loss_sum):
+            bad = (~torch.isfinite(stacked)).nonzero()
+            if len(bad):
+                first_bad = int(bad[0])
+                if first_bad > 0:
+                    self.last_finite = (steps[first_bad - 1], losses[first_bad - 1])
+                raise TrainingDiverged(
+                    explain(
+                        f"The training loss became {float(losses[first_bad])} at step {steps[first_bad]}.",
+                        self.last_finite,
+                        grad_norm,
+                        kept_checkpoint,
+                    )
+                )
+        self.last_finite = (steps[-1], losses[-1])
+        window.mark_checked(loss_sum)
 
 
 def explain(
     what: str,
-    last_finite: tuple[int, float] | None,
+    last_finite: tuple[int, torch.Tensor] | None,
     grad_norm: torch.Tensor | None,
     kept_checkpoint: Path | None,
 ) -> str:
     lines = [what]
     if last_finite:
-        lines.append(f"Last finite loss: {last_finite[1]:.6g} at step {last_finite[0]}.")
+        lines.append(f"Last finite loss: {float(last_finite[1]):.6g} at step {last_finite[0]}.")
     if grad_norm is not None:
         lines.append(f"Last measured gradient norm: {float(grad_norm):.4g}.")
     if kept_checkpoint is not None and kept_checkpoint.exists():

@@ -1,4 +1,5 @@
-"""What the trainer logs every N steps: the mean training loss and throughput since the last log line."""
+"""The training losses since the last log line, kept on the device (no host sync per step): their mean
+and the throughput for the log, and a finiteness check for the divergence watch."""
 
 from __future__ import annotations
 
@@ -8,19 +9,31 @@ import torch
 
 
 class LogWindow:
-    """Loss and sample counts since the last log line; carried through a checkpoint for exact logs."""
+    """Each batch's loss and optimizer step since the last log line; carried through a checkpoint."""
 
     def __init__(self) -> None:
-        self.losses: list[torch.Tensor] = []  # on the device: no host sync per step
+        self.losses: list[torch.Tensor] = []
+        self.steps: list[int] = []  # the optimizer step each loss belongs to (several with accumulation)
+        self.checked, self.checked_sum = 0, 0.0  # the losses the divergence watch found finite, their sum
         self.carried_sum, self.carried_count, self.samples = 0.0, 0, 0
         self.clock = time.perf_counter()
 
-    def add(self, loss: torch.Tensor, samples: int) -> None:
+    def add(self, loss: torch.Tensor, samples: int, step: int) -> None:
         self.losses.append(loss)
+        self.steps.append(step)
         self.samples += samples
 
+    def unchecked(self) -> tuple[list[int], list[torch.Tensor]]:
+        """The losses (and their steps) not yet checked by the divergence watch."""
+        return self.steps[self.checked :], self.losses[self.checked :]
+
+    def mark_checked(self, loss_sum: float) -> None:
+        """The unchecked losses were found finite; their sum spares the next flush a host sync."""
+        self.checked, self.checked_sum = len(self.losses), self.checked_sum + loss_sum
+
     def _loss_sum(self) -> float:
-        return self.carried_sum + (float(torch.stack(self.losses).float().sum()) if self.losses else 0.0)
+        rest = self.losses[self.checked :]
+        return self.carried_sum + self.checked_sum + (float(torch.stack(rest).float().sum()) if rest else 0.0)
 
     def flush(self) -> dict[str, float]:
         now = time.perf_counter()
@@ -30,6 +43,8 @@ class LogWindow:
             "samples_per_sec": self.samples / max(now - self.clock, 1e-9),
         }
         self.losses.clear()
+        self.steps.clear()
+        self.checked, self.checked_sum = 0, 0.0
         self.carried_sum, self.carried_count, self.samples, self.clock = 0.0, 0, 0, now
         return record
 

@@ -39,9 +39,7 @@ class Optimization:
         self.measure_grad_norm = False
         self.stepped = False
         self.grad_norm: torch.Tensor | None = None
-
-    def autocast(self):
-        return self.precision.autocast()
+        self.autocast = precision.autocast  # the context a task's forward pass runs in
 
     def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
         """Called by the trainer: the accumulation window's size (smaller at an epoch's end), whether

@@ -61,5 +61,8 @@ class Precision:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is torch.float32:
-            return contextlib.nullcontext()
+            return _FULL_PRECISION  # reusable: it holds no state
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+_FULL_PRECISION = contextlib.nullcontext()

@@ -9,6 +9,10 @@ from dlx.console import console
 
 log = logging.getLogger("dlx")
 
+# Without a terminal (CI, a file) training lines are printed at most this often; every logged step still
+# goes to metrics.jsonl and W&B. (A bar on a terminal redraws at most 10 times a second.)
+PLAIN_LINE_SECONDS = 1.0
+
 
 def format_metrics(metrics: dict[str, float]) -> str:
     parts = []
@@ -30,6 +34,7 @@ class ProgressDisplay:
         self.progress = None
         self.bar = None
         self.pending, self.pushed = 0, 0.0  # steps not yet shown; when the bar last moved
+        self.printed = -PLAIN_LINE_SECONDS  # when the last plain training line was printed
         if self.rich:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,7 +76,8 @@ class ProgressDisplay:
         if self.bar is not None:
             self._push()
             self.progress.update(self.bar, metrics=format_metrics(metrics))
-        elif not self.quiet:
+        elif not self.quiet and time.monotonic() - self.printed >= PLAIN_LINE_SECONDS:
+            self.printed = time.monotonic()
             log.info("epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
 
     def show_validation(self, epoch: int, step: int, metrics: dict[str, float]) -> None:

@@ -152,7 +152,20 @@ class Trainer:
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         batches_per_epoch, max_epochs = self.batches_per_epoch, self.max_epochs
         accumulate, log_every = cfg.accumulate_grad_batches, cfg.log_every_n_steps
+        log_window = self.log_window
+        # What the loop does per batch beyond the task's step is decided here, once: it is the trainer's
+        # whole cost over a hand-written loop (scripts/bench measures it).
+        distributed = self.processes.is_distributed
+        mid_epoch_saves = bool(cfg.val_every_n_steps or cfg.checkpoint_every_n_steps)
+        # Batches come from the data module on the device the model is on, except on an accelerator (a
+        # DataLoader's CPU batches) or when channels_last asks for another layout.
+        moves_batches = self.device.type != "cpu" or cfg.channels_last
+        # Processes agree on stopping after every step; one process checks its clock, or else only whether
+        # a signal came or the last step is done.
+        checks_every_step = distributed or bool(self.max_time)
+        last_step = cfg.max_steps or -1
         self.run_folder, self.logger = run_folder, logger or RunLogger()
+        self.kept_checkpoint = run_folder / "checkpoints" / "last.ckpt" if run_folder else None
         self.keeper = (
             CheckpointKeeper(run_folder / "checkpoints", self.monitor, self.mode, cfg.save_top_k)
             if run_folder and self.processes.is_main
@@ -163,6 +176,7 @@ class Trainer:
 
         quiet = fast_dev_run or not self.processes.is_main
         progress = ProgressDisplay("none" if quiet else cfg.progress, max_epochs)
+        shows_bar = progress.rich
         self.started = time.perf_counter()
         self.interrupt = GracefulStop().install()
         task.train()
@@ -177,36 +191,39 @@ class Trainer:
                 for batch_index, batch in enumerate(guarded_batches(loader, self.data_name), start=first):
                     if batch_index >= batches_per_epoch:
                         break
-                    batch = move_batch(batch, self.device, cfg.channels_last)
+                    if moves_batches:
+                        batch = move_batch(batch, self.device, cfg.channels_last)
                     # An accumulation window closes every k batches and at the end of the epoch.
                     window_start = batch_index - batch_index % accumulate
                     window = min(accumulate, batches_per_epoch - window_start)
-                    logs_next_step = (state.global_step + 1) % log_every == 0
+                    step = state.global_step + 1  # the optimizer step this batch counts towards
                     at_boundary = batch_index + 1 == window_start + window
-                    self.processes.sync_gradients(at_boundary)  # several processes: once per step
-                    optimization.begin_batch(window, at_boundary, measure_grad_norm=logs_next_step)
+                    if distributed:
+                        self.processes.sync_gradients(at_boundary)  # once per optimizer step
+                    optimization.begin_batch(window, at_boundary, measure_grad_norm=step % log_every == 0)
                     loss = task.train_batch(batch, optimization)
                     optimization.end_batch()
-                    self.divergence.record(state.global_step + 1, loss)
-                    self.log_window.add(loss, len(batch[0]))
+                    log_window.add(loss, batch[0].shape[0], step)
                     state.batch_in_epoch = batch_index + 1
-                    progress.advance()
+                    if shows_bar:
+                        progress.advance()
                     if not optimization.stepped:
                         continue
-                    state.global_step += 1
+                    state.global_step = step
 
-                    if state.global_step % log_every == 0:
+                    if step % log_every == 0:
                         self._log_training(progress)
-                    end_of_epoch = state.batch_in_epoch == batches_per_epoch
-                    if not end_of_epoch and _every(cfg.val_every_n_steps, state.global_step):
-                        self._validate_and_checkpoint(task, data, progress)
-                    elif not end_of_epoch and _every(cfg.checkpoint_every_n_steps, state.global_step):
-                        self._save_last(task)
-                    state.stop_reason = (  # agreed: all processes stop after the same step
-                        "interrupted"
-                        if self.processes.any(self.interrupt.requested)
-                        else self._limit_reached(None)
-                    )
+                    if mid_epoch_saves and state.batch_in_epoch < batches_per_epoch:
+                        if _every(cfg.val_every_n_steps, step):
+                            self._validate_and_checkpoint(task, data, progress)
+                        elif _every(cfg.checkpoint_every_n_steps, step):
+                            self._save_last(task)
+                    if checks_every_step or self.interrupt.requested or step == last_step:
+                        state.stop_reason = (  # agreed: all processes stop after the same step
+                            "interrupted"
+                            if self.processes.any(self.interrupt.requested)
+                            else self._limit_reached(None)
+                        )
                     if state.stop_reason or fast_dev_run:
                         break
 
@@ -254,7 +271,7 @@ class Trainer:
         return self.state.elapsed_seconds + time.perf_counter() - self.started
 
     def _log_training(self, progress: ProgressDisplay) -> None:
-        self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+        self._check_divergence()
         record = self.processes.combine_training_log(self.log_window.flush())
         record["lr"] = self.optimization.learning_rate()
         if self.optimization.grad_norm is not None:
@@ -268,7 +285,7 @@ class Trainer:
     ) -> None:
         cfg, state = self.config, self.state
         self.validated_at_step = state.global_step
-        self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+        self._check_divergence()
         if cfg.overfit_batches:
             batches = itertools.islice(data.loader("train", shuffle=False), cfg.overfit_batches)
         else:
@@ -299,7 +316,7 @@ class Trainer:
                     f"The monitored metric {self.monitor} became {score} at step {state.global_step}.",
                     self.divergence.last_finite,
                     self.optimization.grad_norm,
-                    self._kept_checkpoint(),
+                    self.kept_checkpoint,
                 )
             )
         self.optimization.after_validation(score)
@@ -325,13 +342,13 @@ class Trainer:
 
     def _save_last(self, task: Task) -> None:
         if self.run_folder is not None:
-            self.divergence.check(self.optimization.grad_norm, self._kept_checkpoint())
+            self._check_divergence()
             checkpoint = self._checkpoint_state(task)  # on every process: FSDP gathers its shards
             if self.keeper is not None:
                 self.keeper.save_last(checkpoint)
 
-    def _kept_checkpoint(self) -> Path | None:
-        return self.run_folder / "checkpoints" / "last.ckpt" if self.run_folder else None
+    def _check_divergence(self) -> None:
+        self.divergence.check(self.log_window, self.optimization.grad_norm, self.kept_checkpoint)
 
     def _checkpoint_state(self, task: Task) -> dict[str, Any]:
         progress = asdict(self.state)
