@@ -1,14 +1,20 @@
 """The same model, data, seed and batches trained three ways: a plain PyTorch loop, dlx's trainer, and
 (if installed) Lightning's barebones Trainer. Each returns its per-step losses and milliseconds per step.
 
-Only training steps are timed (from the first batch to the last optimizer step, inside one epoch, so
+Only training steps are timed (from the second batch to the last optimizer step, inside one epoch, so
 no epoch-end checkpoint or validation falls inside the window); dlx runs with its progress display,
 metrics.jsonl logging and run folder on, W&B off.
+
+``lockstep`` runs several loops by turns of a few dozen steps, one at a time. This VM's speed drifts by
+5-15% within a minute, more than the few percent being measured; loops that take turns every few
+milliseconds meet every slow moment alike.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +75,7 @@ class Case:
     name: str
     overrides: list[str]
     steps: int
+    segment: int  # steps per turn in lockstep: about 25 ms, and whole log intervals for the tiny MLP
 
 
 CASES = [
@@ -81,6 +88,7 @@ CASES = [
             "data.batch_size=64",
         ],
         1000,
+        50,
     ),
     Case(
         "CNN conv16-conv32-fc128, 28x28, batch 128",
@@ -97,6 +105,7 @@ CASES = [
             "data.batch_size=128",
         ],
         300,
+        2,
     ),
     Case(
         "LSTM 1x128, 32 tokens, vocab 1000, batch 64",
@@ -114,6 +123,7 @@ CASES = [
             "data.batch_size=64",
         ],
         300,
+        3,
     ),
 ]
 
@@ -143,15 +153,84 @@ def compose(case: Case, output_dir: Path, steps: int | None = None):
 @dataclass
 class LoopResult:
     losses: list[float]
-    ms_per_step: float
+    segment_ms: list[float]  # milliseconds per step in each stretch the clock ran (one without lockstep)
+
+    @property
+    def ms_per_step(self) -> float:
+        return statistics.median(self.segment_ms)
 
 
-def raw_loop(cfg, fused: bool | None = None) -> LoopResult:
+class Clock:
+    """Times one loop: ``step(index)`` at the start of each step (the clock starts at step 1: step 0 pays
+    for one-time allocations in every loop), ``stop()`` after the last step."""
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[float, int]] = []  # (seconds, steps) of each stretch timed
+        self.index = self.first = 0
+        self.started = 0.0
+
+    def step(self, index: int) -> None:
+        self.index = index
+        if index == 1:
+            self.start()
+
+    def start(self) -> None:
+        self.started, self.first = time.perf_counter(), self.index
+
+    def stop(self) -> None:
+        """After the step of the last ``step()`` call."""
+        self.segments.append((time.perf_counter() - self.started, self.index - self.first + 1))
+
+    def segment_ms(self) -> list[float]:
+        return [seconds / steps * 1000 for seconds, steps in self.segments]
+
+
+class _TurnClock(Clock):
+    """A loop's clock in ``lockstep``: every ``segment`` steps it stops and hands the turn back."""
+
+    def __init__(self, scheduler, segment: int):
+        super().__init__()
+        self.scheduler, self.segment = scheduler, segment
+
+    def step(self, index: int) -> None:
+        if index > 1 and (index - 1) % self.segment == 0:  # the turn ends before this step
+            self.stop()
+            self.scheduler.switch()
+            self.index = index
+            self.start()
+        else:
+            super().step(index)
+
+
+def lockstep(loops: list[Callable[[Clock], LoopResult | None]], segment: int = 25) -> list[LoopResult | None]:
+    """Run ``loops`` (each called with its clock) by turns of ``segment`` steps; return their results.
+
+    The loops are greenlets in this one thread: a loop in a thread of its own ran 3x slower here (each
+    thread gets its own OpenMP team). A loop keeps the turn from its start (building the model) to its
+    end (a validation after the last step), so nothing else runs while one is timed.
+    """
+    from greenlet import getcurrent, greenlet
+
+    scheduler = getcurrent()
+    clocks = [_TurnClock(scheduler, segment) for _ in loops]
+    runners = [greenlet(loop) for loop in loops]
+    results: list[LoopResult | None] = [None] * len(loops)
+    while any(not runner.dead for runner in runners):
+        for index, (runner, clock) in enumerate(zip(runners, clocks, strict=True)):
+            if not runner.dead:
+                value = runner.switch(clock)  # the first switch starts the loop; the others resume it
+                if runner.dead:
+                    results[index] = value
+    return results
+
+
+def raw_loop(cfg, fused: bool | None = None, clock: Clock | None = None) -> LoopResult:
     """What a user writes by hand: same seed order as dlx, same batches, AdamW + cosine. ``fused=True``
     uses the fused AdamW kernel that dlx picks, so the two differ only by the trainer's bookkeeping."""
     from dlx.build import build_data, build_model
     from dlx.engine.trainer import seed_everything
 
+    clock = clock or Clock()
     seed_everything(cfg.seed, deterministic=False)
     data = build_data(cfg)
     model = build_model(cfg)
@@ -161,8 +240,7 @@ def raw_loop(cfg, fused: bool | None = None) -> LoopResult:
     losses = []
     model.train()
     for step, (inputs, targets) in enumerate(data.loader("train", epoch=0)):
-        if step == 1:
-            started = time.perf_counter()  # step 0 pays for one-time allocations in both loops
+        clock.step(step)
         loss = F.cross_entropy(model(inputs), targets)
         loss.backward()
         optimizer.step()
@@ -171,16 +249,16 @@ def raw_loop(cfg, fused: bool | None = None) -> LoopResult:
         losses.append(loss.detach())
         if step + 1 == steps:
             break
-    elapsed = time.perf_counter() - started
-    return LoopResult([float(loss) for loss in losses], elapsed / (steps - 1) * 1000)
+    clock.stop()
+    return LoopResult([float(loss) for loss in losses], clock.segment_ms())
 
 
-def dlx_loop(cfg) -> LoopResult:
+def dlx_loop(cfg, clock: Clock | None = None) -> LoopResult:
     """dlx's own trainer; its task's train_batch is wrapped only to record losses and the clock."""
     import dlx.build
     from dlx.train import fit_config
 
-    losses, clock = [], {}
+    clock, losses, steps = clock or Clock(), [], cfg.trainer.max_steps
     original_build_task = dlx.build.build_task
 
     def build_task(config, model):
@@ -188,11 +266,11 @@ def dlx_loop(cfg) -> LoopResult:
         train_batch = task.train_batch
 
         def timed_train_batch(batch, optimization):
-            if len(losses) == 1:
-                clock["start"] = time.perf_counter()
+            clock.step(len(losses))
             loss = train_batch(batch, optimization)
             losses.append(loss)
-            clock["end"] = time.perf_counter()  # the last step's end, before validation starts
+            if len(losses) == steps:
+                clock.stop()  # the last step's end, before validation starts
             return loss
 
         task.train_batch = timed_train_batch
@@ -203,11 +281,10 @@ def dlx_loop(cfg) -> LoopResult:
         fit_config(cfg)
     finally:
         dlx.build.build_task = original_build_task
-    steps = cfg.trainer.max_steps
-    return LoopResult([float(loss) for loss in losses], (clock["end"] - clock["start"]) / (steps - 1) * 1000)
+    return LoopResult([float(loss) for loss in losses], clock.segment_ms())
 
 
-def lightning_loop(cfg) -> LoopResult | None:
+def lightning_loop(cfg, clock: Clock | None = None) -> LoopResult | None:
     """Lightning's barebones Trainer (no logging, progress or checkpoints) as a reference, if installed."""
     try:
         import lightning
@@ -221,7 +298,7 @@ def lightning_loop(cfg) -> LoopResult | None:
     model = build_model(cfg)
     steps = cfg.trainer.max_steps
     batches = list(data.loader("train", epoch=0))[:steps]
-    losses, clock = [], []
+    clock, losses = clock or Clock(), []
 
     class Module(lightning.LightningModule):
         def __init__(self):
@@ -229,15 +306,15 @@ def lightning_loop(cfg) -> LoopResult | None:
             self.model = model
 
         def training_step(self, batch, index):
-            if index == 1:
-                clock.append(time.perf_counter())
+            clock.step(index)
             inputs, targets = batch
             loss = F.cross_entropy(self.model(inputs), targets)
             losses.append(loss.detach())
             return loss
 
-        def on_train_end(self):
-            clock.append(time.perf_counter())
+        def on_train_batch_end(self, outputs, batch, index):
+            if index + 1 == steps:
+                clock.stop()  # after the last optimizer step
 
         def configure_optimizers(self):
             optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.optimizer.lr, weight_decay=0.0)
@@ -248,7 +325,7 @@ def lightning_loop(cfg) -> LoopResult | None:
         barebones=True, max_steps=steps, accelerator="cpu", devices=1, num_sanity_val_steps=0
     )
     trainer.fit(Module(), train_dataloaders=_Batches(batches))
-    return LoopResult([float(loss) for loss in losses], (clock[1] - clock[0]) / (steps - 1) * 1000)
+    return LoopResult([float(loss) for loss in losses], clock.segment_ms())
 
 
 class _Batches:
@@ -262,6 +339,17 @@ class _Batches:
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def throughput_ratio(reference: list[LoopResult], ours: list[LoopResult]) -> float:
+    """The median over lockstep turns of the reference's time per step over ours (above 1: we are faster).
+    Turn by turn, the two ran moments apart; the median leaves out a turn that met a hiccup of the VM."""
+    ratios = [
+        theirs / mine
+        for reference_run, our_run in zip(reference, ours, strict=True)
+        for theirs, mine in zip(reference_run.segment_ms, our_run.segment_ms, strict=True)
+    ]
+    return statistics.median(ratios)
 
 
 def max_loss_difference(a: LoopResult, b: LoopResult) -> float:
