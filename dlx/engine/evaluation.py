@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -30,34 +31,32 @@ def evaluate(
 ) -> dict[str, float]:
     was_training = task.training
     task.eval()
-    for index, batch in enumerate(guarded_batches(batches, data_name)):
-        if max_batches is not None and index >= max_batches:
-            break
-        batch = move_batch(batch, device, channels_last)
-        with precision.autocast():
-            if len(batch[-1]) == 0:  # a stand-in batch of a multi-process run (see TensorLoader._share)
-                task(batch[0])
-            else:
-                task.validation_step(batch)
+    with explained_loader_errors(data_name):
+        for index, batch in enumerate(batches):
+            if max_batches is not None and index >= max_batches:
+                break
+            batch = move_batch(batch, device, channels_last)
+            with precision.autocast():
+                if len(batch[-1]) == 0:  # a stand-in batch of a multi-process run (see TensorLoader._share)
+                    task(batch[0])
+                else:
+                    task.validation_step(batch)
     metrics = task.compute_metrics()
     task.train(was_training)
     return metrics
 
 
-def guarded_batches(batches: Iterable, data_name: str) -> Iterator:
-    """Iterate a loader; a DataLoader worker that dies becomes an error naming the data set, not a trace."""
-    iterator = iter(batches)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except RuntimeError as error:
-            if "DataLoader worker" not in str(error):
-                raise
-            raise DlxError(
-                f"A data-loading worker of data set '{data_name}' died ({str(error).splitlines()[0][:200]}). "
-                "It was probably killed for memory or crashed in the data set's code. Set "
-                "`data.num_workers=0` to load in the main process and see the data set's own error."
-            ) from error
-        yield batch
+@contextlib.contextmanager
+def explained_loader_errors(data_name: str) -> Iterator[None]:
+    """Around a loop over a loader: a DataLoader worker that dies becomes an error naming the data set,
+    not a trace. (A context around the loop, not a generator around the loader: nothing per batch.)"""
+    try:
+        yield
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        raise DlxError(
+            f"A data-loading worker of data set '{data_name}' died ({str(error).splitlines()[0][:200]}). "
+            "It was probably killed for memory or crashed in the data set's code. Set "
+            "`data.num_workers=0` to load in the main process and see the data set's own error."
+        ) from error

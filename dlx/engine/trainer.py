@@ -28,7 +28,7 @@ from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, load_mode
 from dlx.engine.distributed import Processes
 from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
-from dlx.engine.evaluation import evaluate, guarded_batches, move_batch
+from dlx.engine.evaluation import evaluate, explained_loader_errors, move_batch
 from dlx.engine.interrupts import GracefulStop
 from dlx.engine.log_window import LogWindow
 from dlx.engine.monitor import is_improvement
@@ -188,44 +188,45 @@ class Trainer:
                 else:
                     loader = data.loader("train", epoch=state.epoch, start_batch=first)
                 progress.start_epoch(state.epoch, batches_per_epoch, first)
-                for batch_index, batch in enumerate(guarded_batches(loader, self.data_name), start=first):
-                    if batch_index >= batches_per_epoch:
-                        break
-                    if moves_batches:
-                        batch = move_batch(batch, self.device, cfg.channels_last)
-                    # An accumulation window closes every k batches and at the end of the epoch.
-                    window_start = batch_index - batch_index % accumulate
-                    window = min(accumulate, batches_per_epoch - window_start)
-                    step = state.global_step + 1  # the optimizer step this batch counts towards
-                    at_boundary = batch_index + 1 == window_start + window
-                    if distributed:
-                        self.processes.sync_gradients(at_boundary)  # once per optimizer step
-                    optimization.begin_batch(window, at_boundary, measure_grad_norm=step % log_every == 0)
-                    loss = task.train_batch(batch, optimization)
-                    optimization.end_batch()
-                    log_window.add(loss, batch[0].shape[0], step)
-                    state.batch_in_epoch = batch_index + 1
-                    if shows_bar:
-                        progress.advance()
-                    if not optimization.stepped:
-                        continue
-                    state.global_step = step
+                with explained_loader_errors(self.data_name):
+                    for batch_index, batch in enumerate(loader, start=first):
+                        if batch_index >= batches_per_epoch:
+                            break
+                        if moves_batches:
+                            batch = move_batch(batch, self.device, cfg.channels_last)
+                        # An accumulation window closes every k batches and at the end of the epoch.
+                        window_start = batch_index - batch_index % accumulate
+                        window = min(accumulate, batches_per_epoch - window_start)
+                        step = state.global_step + 1  # the optimizer step this batch counts towards
+                        at_boundary = batch_index + 1 == window_start + window
+                        if distributed:
+                            self.processes.sync_gradients(at_boundary)  # once per optimizer step
+                        optimization.begin_batch(window, at_boundary, measure_grad_norm=step % log_every == 0)
+                        loss = task.train_batch(batch, optimization)
+                        optimization.end_batch()
+                        log_window.add(loss, batch[0].shape[0], step)
+                        state.batch_in_epoch = batch_index + 1
+                        if shows_bar:
+                            progress.advance()
+                        if not optimization.stepped:
+                            continue
+                        state.global_step = step
 
-                    if step % log_every == 0:
-                        self._log_training(progress)
-                    if mid_epoch_saves and state.batch_in_epoch < batches_per_epoch:
-                        if _every(cfg.val_every_n_steps, step):
-                            self._validate_and_checkpoint(task, data, progress)
-                        elif _every(cfg.checkpoint_every_n_steps, step):
-                            self._save_last(task)
-                    if checks_every_step or self.interrupt.requested or step == last_step:
-                        state.stop_reason = (  # agreed: all processes stop after the same step
-                            "interrupted"
-                            if self.processes.any(self.interrupt.requested)
-                            else self._limit_reached(None)
-                        )
-                    if state.stop_reason or fast_dev_run:
-                        break
+                        if step % log_every == 0:
+                            self._log_training(progress)
+                        if mid_epoch_saves and state.batch_in_epoch < batches_per_epoch:
+                            if _every(cfg.val_every_n_steps, step):
+                                self._validate_and_checkpoint(task, data, progress)
+                            elif _every(cfg.checkpoint_every_n_steps, step):
+                                self._save_last(task)
+                        if checks_every_step or self.interrupt.requested or step == last_step:
+                            state.stop_reason = (  # agreed: all processes stop after the same step
+                                "interrupted"
+                                if self.processes.any(self.interrupt.requested)
+                                else self._limit_reached(None)
+                            )
+                        if state.stop_reason or fast_dev_run:
+                            break
 
                 epoch_finished = state.batch_in_epoch >= batches_per_epoch
                 if epoch_finished:

@@ -262,6 +262,7 @@ def dlx_loop(cfg, clock: Clock | None = None) -> LoopResult:
     original_build_task = dlx.build.build_task
 
     def build_task(config, model):
+        dlx.build.build_task = original_build_task  # only this run's task: another may start in lockstep
         task = original_build_task(config, model)
         train_batch = task.train_batch
 

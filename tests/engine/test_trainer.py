@@ -270,16 +270,21 @@ def _records(folder):
 def _interrupt_at_step(monkeypatch, step):
     from dlx.engine.interrupts import GracefulStop
 
-    original = ClassificationTask.training_step
-    calls = {"n": 0}
+    original, install = ClassificationTask.training_step, GracefulStop.install
+    calls, installed = {"n": 0}, []
 
     def counting(self, batch):
         calls["n"] += 1
+        if calls["n"] == step:  # as if SIGINT came during this step
+            installed[-1].signal_number, installed[-1].requested = 2, True
         return original(self, batch)
 
+    def recording_install(self):
+        installed.append(self)
+        return install(self)
+
     monkeypatch.setattr(ClassificationTask, "training_step", counting)
-    monkeypatch.setattr(GracefulStop, "requested", property(lambda self: calls["n"] >= step))
-    monkeypatch.setattr(GracefulStop, "signal_number", 2, raising=False)
+    monkeypatch.setattr(GracefulStop, "install", recording_install)
 
 
 def test_an_interrupt_on_an_epochs_last_step_still_validates_that_epoch(monkeypatch):
