@@ -335,6 +335,7 @@ class Trainer:
         if self.run_folder is not None:
             checkpoint = self._checkpoint_state(task)
             if self.keeper is not None:
+                self.logger.flush()  # every metrics line up to a checkpoint is on disk before it
                 self.keeper.offer(checkpoint, score, state.epoch, state.global_step)
                 checkpoint["checkpoints"] = self.keeper.state_dict()  # last.ckpt knows the new best
                 self.keeper.save_last(checkpoint)
@@ -346,6 +347,7 @@ class Trainer:
             self._check_divergence()
             checkpoint = self._checkpoint_state(task)  # on every process: FSDP gathers its shards
             if self.keeper is not None:
+                self.logger.flush()
                 self.keeper.save_last(checkpoint)
 
     def _check_divergence(self) -> None:

@@ -27,6 +27,11 @@ class RunLogger:
         if self.wandb_run is not None:
             self.wandb_run.log({**metrics, "epoch": epoch}, step=step)
 
+    def flush(self) -> None:
+        """Put every metrics line so far on disk (before a checkpoint is written)."""
+        if self.metrics_file is not None:
+            self.metrics_file.flush()
+
     def summary(self, values: dict[str, Any]) -> None:
         if self.wandb_run is not None:
             self.wandb_run.summary(values)

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -104,6 +105,45 @@ def test_a_full_disk_while_logging_metrics_is_a_clear_error(tmp_path, monkeypatc
     monkeypatch.setattr(metrics.handle, "write", full)
     with pytest.raises(DlxError, match="No space left on device.*--resume"):
         metrics.write({"step": 1})
+
+
+def test_a_full_disk_when_metrics_reach_the_disk_is_a_clear_error(tmp_path, monkeypatch):
+    from dlx.loggers.metrics_file import MetricsFile
+
+    metrics = MetricsFile(tmp_path / "metrics.jsonl")
+    metrics.write({"step": 1})
+
+    def full():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics.handle, "flush", full)
+    with pytest.raises(DlxError, match="No space left on device.*--resume"):
+        metrics.flush()
+
+
+def test_metrics_lines_are_buffered_and_on_disk_before_each_checkpoint(monkeypatch):
+    from dlx.engine.checkpoint import CheckpointKeeper
+    from dlx.loggers import metrics_file
+    from tests.helpers import only_run_folder, train_run
+
+    monkeypatch.setattr(metrics_file, "FLUSH_SECONDS", 1e9)  # only a checkpoint or the end flushes
+    on_disk_at_checkpoint = []
+    save_last = CheckpointKeeper.save_last
+
+    def noting_save_last(keeper, checkpoint):
+        lines = (keeper.folder.parent / "metrics.jsonl").read_text().splitlines()
+        on_disk_at_checkpoint.append((checkpoint["progress"]["global_step"], json.loads(lines[-1])["step"]))
+        save_last(keeper, checkpoint)
+
+    monkeypatch.setattr(CheckpointKeeper, "save_last", noting_save_last)
+    train_run("trainer.max_epochs=2", "trainer.log_every_n_steps=3")
+    assert on_disk_at_checkpoint == [(20, 20), (40, 40)], (
+        "each validation's line was on disk before its checkpoint"
+    )
+    steps = [
+        json.loads(line)["step"] for line in (only_run_folder() / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps[0] == 3 and steps[-1] == 40
 
 
 @pytest.mark.parametrize("free_bytes, refused_clearly", [(0, True), (10**12, False)])
