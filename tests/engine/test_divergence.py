@@ -37,6 +37,7 @@ def test_a_check_between_log_lines_looks_only_at_the_new_losses():
     watch, window = DivergenceWatch(enabled=True), window_of([1.0, 2.0])
     watch.check(window, None, None)  # e.g. before a validation
     window.add(torch.tensor(math.inf), samples=4, step=3)
+    assert window.unchecked()[0] == [3]
     with pytest.raises(TrainingDiverged, match=r"became inf at step 3\. Last finite loss: 2 at step 2\."):
         watch.check(window, torch.tensor(12.5), None)
 
