@@ -160,8 +160,8 @@ class Trainer:
         # Batches come from the data module on the device the model is on, except on an accelerator (a
         # DataLoader's CPU batches) or when channels_last asks for another layout.
         moves_batches = self.device.type != "cpu" or cfg.channels_last
-        # Processes agree on stopping after every step; one process checks its clock, or else only whether
-        # a signal came or the last step is done.
+        # Several processes agree on stopping after every step, and max_time reads the clock after every
+        # step; otherwise only a signal or the last step can end the run mid-epoch.
         checks_every_step = distributed or bool(self.max_time)
         last_step = cfg.max_steps or -1
         self.run_folder, self.logger = run_folder, logger or RunLogger()
