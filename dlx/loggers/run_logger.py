@@ -37,7 +37,9 @@ class RunLogger:
             self.wandb_run.summary(values)
 
     def begin_finish(self, exit_code: int = 0) -> None:
-        """Let W&B end the run in its own process while this one does something else; then ``finish``."""
+        """Let W&B end the run in its own process while this one does something else (metrics.jsonl is
+        complete on disk from here on, for curves.png); then ``finish``."""
+        self.flush()
         if self.wandb_run is not None:
             self.wandb_run.begin_finish(exit_code)
 

@@ -166,3 +166,25 @@ def test_torch_save_short_write_on_a_full_disk(tmp_path, monkeypatch, free_bytes
         save_checkpoint_atomically(_state(2.0), path)
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((3,), 1.0))
+
+
+def test_curves_of_a_crashed_run_are_drawn_from_every_logged_line(monkeypatch):
+    from dlx.loggers import metrics_file, plots
+    from dlx.tasks.classification import ClassificationTask
+    from tests.helpers import train_run
+
+    monkeypatch.setattr(metrics_file, "FLUSH_SECONDS", 1e9)  # lines after the last checkpoint stay buffered
+    original, calls = ClassificationTask.training_step, {"n": 0}
+
+    def crashing(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 31:  # mid-epoch 2: the last checkpoint (and flush) was at step 20
+            raise RuntimeError("simulated crash")
+        return original(self, batch)
+
+    drawn = []
+    monkeypatch.setattr(ClassificationTask, "training_step", crashing)
+    monkeypatch.setattr(plots, "plot_curves", lambda records, path, monitor=None: drawn.append(records))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_run("trainer.max_epochs=2", "trainer.log_every_n_steps=5")
+    assert drawn and drawn[0][-1]["step"] == 30, "the lines logged since the last checkpoint are drawn too"
