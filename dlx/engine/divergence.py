@@ -24,10 +24,9 @@ class DivergenceWatch:
         if not self.enabled or not losses:
             return
         stacked = torch.stack(losses).float()
-        loss_sum = float(stacked.sum())
         # A NaN or Inf anywhere makes the sum non-finite; only then is each loss looked at (a sum of
         # finite losses that overflows is the rare case that finds them all finite).
-        if not math.isfinite(loss_sum):
+        if not math.isfinite(float(stacked.sum())):
             bad = (~torch.isfinite(stacked)).nonzero()
             if len(bad):
                 first_bad = int(bad[0])
@@ -42,7 +41,7 @@ class DivergenceWatch:
                     )
                 )
         self.last_finite = (steps[-1], losses[-1])
-        window.mark_checked(loss_sum)
+        window.mark_checked()
 
 
 def explain(

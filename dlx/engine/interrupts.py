@@ -15,13 +15,16 @@ class GracefulStop:
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
-        self.requested = False  # read after every training step: a plain attribute, not a property
         self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
 
     def _handle(self, signal_number: int, frame: object) -> None:
         if self.signal_number is not None and signal_number == signal.SIGINT:
             raise KeyboardInterrupt
-        self.signal_number, self.requested = signal_number, True
+        self.signal_number = signal_number
         log.warning(
             "%s received: saving a checkpoint after this step (Ctrl-C again to stop at once).",
             signal.Signals(signal_number).name,

@@ -14,7 +14,7 @@ class LogWindow:
     def __init__(self) -> None:
         self.losses: list[torch.Tensor] = []
         self.steps: list[int] = []  # the optimizer step each loss belongs to (several with accumulation)
-        self.checked, self.checked_sum = 0, 0.0  # the losses the divergence watch found finite, their sum
+        self.checked = 0  # how many of the losses the divergence watch has found finite
         self.carried_sum, self.carried_count, self.samples = 0.0, 0, 0
         self.clock = time.perf_counter()
 
@@ -27,13 +27,11 @@ class LogWindow:
         """The losses (and their steps) not yet checked by the divergence watch."""
         return self.steps[self.checked :], self.losses[self.checked :]
 
-    def mark_checked(self, loss_sum: float) -> None:
-        """The unchecked losses were found finite; their sum spares the next flush a host sync."""
-        self.checked, self.checked_sum = len(self.losses), self.checked_sum + loss_sum
+    def mark_checked(self) -> None:
+        self.checked = len(self.losses)
 
     def _loss_sum(self) -> float:
-        rest = self.losses[self.checked :]
-        return self.carried_sum + self.checked_sum + (float(torch.stack(rest).float().sum()) if rest else 0.0)
+        return self.carried_sum + (float(torch.stack(self.losses).float().sum()) if self.losses else 0.0)
 
     def flush(self) -> dict[str, float]:
         now = time.perf_counter()
@@ -44,7 +42,7 @@ class LogWindow:
         }
         self.losses.clear()
         self.steps.clear()
-        self.checked, self.checked_sum = 0, 0.0
+        self.checked = 0
         self.carried_sum, self.carried_count, self.samples, self.clock = 0.0, 0, 0, now
         return record
 

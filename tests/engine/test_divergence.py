@@ -18,7 +18,7 @@ def window_of(losses, first_step=1):
     return window
 
 
-def test_finite_losses_pass_and_the_flush_reuses_their_checked_sum():
+def test_finite_losses_pass_and_the_flush_averages_checked_and_newer_ones():
     window = window_of([1.0, 2.0, 3.0])
     DivergenceWatch(enabled=True).check(window, None, None)
     window.add(torch.tensor(6.0), samples=4, step=4)  # after the check: summed by the flush itself

@@ -276,7 +276,7 @@ def _interrupt_at_step(monkeypatch, step):
     def counting(self, batch):
         calls["n"] += 1
         if calls["n"] == step:  # as if SIGINT came during this step
-            installed[-1].signal_number, installed[-1].requested = 2, True
+            installed[-1].signal_number = 2
         return original(self, batch)
 
     def recording_install(self):
