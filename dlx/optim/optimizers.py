@@ -7,6 +7,7 @@ ratio of its lr to the configured ``lr``; schedulers scale every group's initial
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import torch
@@ -67,10 +68,13 @@ def _require_prefixes_match(model: nn.Module, lr_multipliers: dict[str, float]) 
 def unwrapped(model: nn.Module) -> nn.Module:
     """The user's module inside DDP and torch.compile wrappers, whose parameter names configs use (the
     wrappers prefix them with ``module.`` and ``_orig_mod.``)."""
-    from torch._dynamo.eval_frame import OptimizedModule
     from torch.nn.parallel import DistributedDataParallel
 
-    while isinstance(model, (DistributedDataParallel, OptimizedModule)):
+    # torch.compile's wrapper class: a model can only be one once torch._dynamo is loaded (importing it
+    # just to look would cost more than a second).
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    compiled = (eval_frame.OptimizedModule,) if eval_frame is not None else ()
+    while isinstance(model, (DistributedDataParallel, *compiled)):
         model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
     return model
 
