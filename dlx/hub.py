@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, first_line
 
 Loaded = TypeVar("Loaded")
 
@@ -25,8 +25,7 @@ def from_cache_or_hub(
     try:
         return load(name)
     except (OSError, ValueError) as error:
-        text = str(error).strip().splitlines()
-        raise DlxError(hub_failure((text[0] if text else type(error).__name__).rstrip(".") + ".")) from error
+        raise DlxError(hub_failure(first_line(error).rstrip(".") + ".")) from error
 
 
 def hub_reachable(timeout: float = 5.0) -> bool:

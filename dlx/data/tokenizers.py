@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, first_line
 
 PAD_TOKEN, UNKNOWN_TOKEN = "<pad>", "<unk>"
 PAD_ID, UNKNOWN_ID = 0, 1
@@ -120,7 +120,7 @@ def load_pretrained_tokenizer(name: str) -> Any:
         except (OSError, ValueError, TypeError) as error:
             raise DlxError(
                 f"data.tokenizer='{name}' is a folder, but no tokenizer could be loaded from it: "
-                f"{_first_line(error)} The folder needs the files `save_pretrained` writes "
+                f"{first_line(error).rstrip('.')}. The folder needs the files `save_pretrained` writes "
                 "(tokenizer.json and tokenizer_config.json, or vocab.txt for BERT-style models)."
             ) from error
     if name.startswith(("/", "./", "../", "~")):
@@ -141,8 +141,3 @@ def load_pretrained_tokenizer(name: str) -> Any:
             "`data.tokenizer=/path/to/folder`."
         ),
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__).rstrip(".") + "."

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dlx.engine.monitor import is_improvement
-from dlx.errors import DlxError
+from dlx.errors import DlxError, first_line
 
 
 def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
@@ -84,11 +84,6 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
     path = Path(path)
@@ -119,7 +114,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise DlxError(
             f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
-            f"{_first_line(error)}). Use another checkpoint of the run, e.g. last.ckpt "
+            f"{first_line(error)[:200]}). Use another checkpoint of the run, e.g. last.ckpt "
             "or best.ckpt in the same folder."
         ) from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from dlx.engine.precision import resolve_device
-from dlx.errors import DlxError
+from dlx.errors import DlxError, first_line
 
 log = logging.getLogger("dlx")
 
@@ -237,4 +237,4 @@ def leave_process_group(clean: bool) -> None:
             dist.barrier()
         dist.destroy_process_group()
     except Exception as error:  # the run's outcome is already decided; say why leaving failed
-        log.error("Leaving the process group failed: %s", str(error).splitlines()[0][:200])
+        log.error("Leaving the process group failed: %s", first_line(error)[:200])

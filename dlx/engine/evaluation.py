@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from dlx.engine.precision import Precision
-from dlx.errors import DlxError
+from dlx.errors import DlxError, first_line
 from dlx.tasks.base import Task
 
 
@@ -56,7 +56,7 @@ def explained_loader_errors(data_name: str) -> Iterator[None]:
         if "DataLoader worker" not in str(error):
             raise
         raise DlxError(
-            f"A data-loading worker of data set '{data_name}' died ({str(error).splitlines()[0][:200]}). "
+            f"A data-loading worker of data set '{data_name}' died ({first_line(error)[:200]}). "
             "It was probably killed for memory or crashed in the data set's code. Set "
             "`data.num_workers=0` to load in the main process and see the data set's own error."
         ) from error

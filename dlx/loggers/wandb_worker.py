@@ -14,15 +14,13 @@ import signal
 import sys
 from typing import Any
 
+from dlx.errors import first_line
+
 _messages = sys.stdout  # replaced in main(): whatever else prints must not mix into the replies
 
 
 def _report(**message: Any) -> None:
     print(json.dumps(message), file=_messages, flush=True)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:160]
 
 
 def start_run(request: dict[str, Any]) -> Any:
@@ -39,8 +37,8 @@ def start_run(request: dict[str, Any]) -> Any:
         except Exception as error:  # unreachable server, bad key, timeout
             _report(
                 mode="offline",
-                warning=f"W&B online init failed ({_first_line(error)}); logging offline instead. Upload "
-                f"later with `wandb sync {arguments['dir']}/wandb`.",
+                warning=f"W&B online init failed ({first_line(error)[:160]}); logging offline instead. "
+                f"Upload later with `wandb sync {arguments['dir']}/wandb`.",
             )
             wandb.teardown()  # a failed online start can leave the shared W&B service unusable
     try:
@@ -48,7 +46,7 @@ def start_run(request: dict[str, Any]) -> Any:
     except Exception as error:
         _report(
             mode="disabled",
-            warning=f"W&B could not start ({_first_line(error)}); continuing without it. metrics.jsonl "
+            warning=f"W&B could not start ({first_line(error)[:160]}); continuing without it. metrics.jsonl "
             "has every metric.",
         )
         return None
@@ -82,15 +80,15 @@ def serve(lines: Any) -> None:
                 _upload_checkpoint(run, request["path"])
         except Exception as error:
             _report(
-                warning=f"W&B {action} failed ({_first_line(error)}); W&B logging is off for the rest of the "
-                "run, metrics.jsonl continues."
+                warning=f"W&B {action} failed ({first_line(error)[:160]}); W&B logging is off for the rest "
+                "of the run, metrics.jsonl continues."
             )
             run = None
     if run is not None:
         try:
             run.finish(exit_code=exit_code)
         except Exception as error:
-            _report(warning=f"W&B finish failed ({_first_line(error)}).")
+            _report(warning=f"W&B finish failed ({first_line(error)[:160]}).")
 
 
 def main() -> None:
