@@ -160,6 +160,7 @@ class Trainer:
         # Batches come from the data module on the device the model is on, except on an accelerator (a
         # DataLoader's CPU batches) or when channels_last asks for another layout.
         moves_batches = self.device.type != "cpu" or cfg.channels_last
+        scales_loss = self.precision.scaler is not None  # fp16: the GradScaler updates after each step
         # Several processes agree on stopping after every step, and max_time reads the clock after every
         # step; otherwise only a signal or the last step can end the run mid-epoch.
         checks_every_step = distributed or bool(self.max_time)
@@ -178,7 +179,7 @@ class Trainer:
         progress = ProgressDisplay("none" if quiet else cfg.progress, max_epochs)
         shows_bar = progress.rich
         self.started = time.perf_counter()
-        self.interrupt = GracefulStop().install()
+        self.interrupt = interrupt = GracefulStop().install()
         task.train()
         try:
             while (reason := self._limit_reached(max_epochs)) is None:
@@ -187,11 +188,10 @@ class Trainer:
                     loader = itertools.islice(data.loader("train", shuffle=False), first, overfit_batches)
                 else:
                     loader = data.loader("train", epoch=state.epoch, start_batch=first)
+                    loader = itertools.islice(loader, batches_per_epoch - first)
                 progress.start_epoch(state.epoch, batches_per_epoch, first)
                 with explained_loader_errors(self.data_name):
                     for batch_index, batch in enumerate(loader, start=first):
-                        if batch_index >= batches_per_epoch:
-                            break
                         if moves_batches:
                             batch = move_batch(batch, self.device, cfg.channels_last)
                         # An accumulation window closes every k batches and at the end of the epoch.
@@ -203,7 +203,8 @@ class Trainer:
                             self.processes.sync_gradients(at_boundary)  # once per optimizer step
                         optimization.begin_batch(window, at_boundary, measure_grad_norm=step % log_every == 0)
                         loss = task.train_batch(batch, optimization)
-                        optimization.end_batch()
+                        if scales_loss:
+                            optimization.end_batch()
                         log_window.add(loss, batch[0].shape[0], step)
                         state.batch_in_epoch = batch_index + 1
                         if shows_bar:
@@ -219,7 +220,7 @@ class Trainer:
                                 self._validate_and_checkpoint(task, data, progress)
                             elif _every(cfg.checkpoint_every_n_steps, step):
                                 self._save_last(task)
-                        if checks_every_step or self.interrupt.requested or step == last_step:
+                        if checks_every_step or interrupt.signal_number is not None or step == last_step:
                             state.stop_reason = (  # agreed: all processes stop after the same step
                                 "interrupted"
                                 if self.processes.any(self.interrupt.requested)
