@@ -29,12 +29,15 @@ def loop_rows(repeats: int, output_dir: Path) -> list[dict]:
     for case in loops.CASES:
         ours, raw, fused, lightning, lightning_raw = [], [], [], [], []
         for _ in range(repeats):
-            # The loops take turns of about 25 ms (loops.lockstep): the VM's drift costs each alike.
-            participants = _loops(case, output_dir, "dlx", "raw", "fused")
-            dlx_run, raw_run, fused_run = loops.lockstep(participants, case.segment)
-            ours.append(dlx_run)
-            raw.append(raw_run)
-            fused.append(fused_run)
+            # The loops take turns of about 25 ms (loops.lockstep): the VM's drift costs each alike. A loop
+            # measured up to 0.5% faster or slower by the loop whose turn came before its own, so each
+            # repeat runs both orders of the three.
+            for order in (["dlx", "raw", "fused"], ["dlx", "fused", "raw"]):
+                results = loops.lockstep(_loops(case, output_dir, *order), case.segment)
+                runs = dict(zip(order, results, strict=True))
+                ours.append(runs["dlx"])
+                raw.append(runs["raw"])
+                fused.append(runs["fused"])
             # Lightning apart: its turns would leave colder caches to the loops after it than theirs do.
             participants = _loops(case, output_dir, "lightning", "raw")
             lightning_run, raw_run = loops.lockstep(participants, case.segment)
