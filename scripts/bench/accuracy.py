@@ -56,7 +56,8 @@ print(f"TEST_ACC {correct / len(test_inputs):.4f}")
 """
 
 
-def _timed(command: list[str], cwd: str) -> tuple[float, str]:
+def run_timed(command: list[str], cwd: str) -> tuple[float, str]:
+    """Whole-process wall seconds of ``command`` and its stdout; a failure raises with its stderr."""
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -68,11 +69,11 @@ def _timed(command: list[str], cwd: str) -> tuple[float, str]:
 def _dlx_run(arguments: list[str], folder: str) -> tuple[float, float, float]:
     """Whole-process seconds of `dlx train ARGS`, then (val, test) accuracy of its best checkpoint."""
     dlx = str(Path(sys.executable).with_name("dlx"))
-    seconds, _ = _timed([dlx, "train", *arguments, "logger.mode=offline", "trainer.progress=none"], folder)
+    seconds, _ = run_timed([dlx, "train", *arguments, "logger.mode=offline", "trainer.progress=none"], folder)
     summaries = sorted(Path(folder).glob("outputs/*/*/summary.json"), key=lambda p: p.stat().st_mtime)
     summary = json.loads(summaries[-1].read_text())
     best = Path(folder) / summary["run_folder"] / "checkpoints" / "best.ckpt"  # relative to the run's folder
-    _timed(
+    run_timed(
         [dlx, "eval", str(best), "data.split=test", *[a for a in arguments if a.startswith("data.root")]],
         folder,
     )
@@ -84,7 +85,7 @@ def measure_mnist(data_root: Path, repeats: int) -> list[dict]:
     plain, ours, accuracies, plain_accuracies = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(repeats):  # interleaved: a busy moment costs both alike
-            seconds, output = _timed([sys.executable, "-c", PLAIN_MNIST_SCRIPT, str(data_root)], folder)
+            seconds, output = run_timed([sys.executable, "-c", PLAIN_MNIST_SCRIPT, str(data_root)], folder)
             plain.append(seconds)
             plain_accuracies.append(float(output.split("TEST_ACC")[1]))
             seconds, _, test = _dlx_run(["recipe=mnist_cnn", f"data.root={data_root}"], folder)

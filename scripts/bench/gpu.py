@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from scripts.bench import loops
-from scripts.bench.accuracy import _timed
+from scripts.bench.accuracy import run_timed
 
 VARIANTS = {
     "fp32": [],
@@ -102,7 +102,8 @@ def _cifar10_fast_run(root: Path, folder: Path, overrides: tuple[str, ...], eval
     dlx = str(Path(sys.executable).with_name("dlx"))
     data = [f"data.root={root}", "data.download=false"]
     arguments = ["recipe=cifar10_fast", *data, "logger=none", "trainer.progress=none", *overrides]
-    process_seconds, _ = _timed([dlx, "train", *arguments, f"output_dir={folder / 'outputs'}"], str(folder))
+    command = [dlx, "train", *arguments, f"output_dir={folder / 'outputs'}"]
+    process_seconds, _ = run_timed(command, str(folder))
     run_folder = next((folder / "outputs").glob("*/*/summary.json")).parent
     summary = json.loads((run_folder / "summary.json").read_text())
     records = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
@@ -111,7 +112,7 @@ def _cifar10_fast_run(root: Path, folder: Path, overrides: tuple[str, ...], eval
     test_acc = None
     if evaluate_test:
         best = run_folder / "checkpoints" / "best.ckpt"
-        _timed([dlx, "eval", str(best), "data.split=test", *data], str(folder))
+        run_timed([dlx, "eval", str(best), "data.split=test", *data], str(folder))
         test_acc = json.loads((run_folder / "eval" / "test" / "eval.json").read_text())["metrics"]["test/acc"]
     return {
         "process_seconds": process_seconds,
