@@ -220,10 +220,10 @@ class Trainer:
                                 self._validate_and_checkpoint(task, data, progress)
                             elif _every(cfg.checkpoint_every_n_steps, step):
                                 self._save_last(task)
-                        if checks_every_step or interrupt.signal_number is not None or step == last_step:
+                        if checks_every_step or interrupt.requested or step == last_step:
                             state.stop_reason = (  # agreed: all processes stop after the same step
                                 "interrupted"
-                                if self.processes.any(self.interrupt.requested)
+                                if self.processes.any(interrupt.requested)
                                 else self._limit_reached(None)
                             )
                         if state.stop_reason or fast_dev_run:
