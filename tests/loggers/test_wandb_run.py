@@ -139,3 +139,73 @@ def test_a_config_refused_before_training_leaves_no_wandb_process_behind():
     with pytest.raises(DlxError, match="max_time"):  # refused by Trainer.prepare, after W&B's process started
         train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=null", "trainer.max_time=1")
     assert _wandb_workers_of_this_process() == []
+
+
+class RecordingWorker:
+    """Stands in for W&B's process: keeps what is written to its stdin, one entry per write."""
+
+    def __init__(self):
+        import threading
+
+        self.writes: list[str] = []
+        self.closed = threading.Event()
+        self.stdin, self.stdout, self.returncode = self, [], 0
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data.decode())
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.closed.wait(timeout), "the sender never closed the pipe"
+        return 0
+
+    def requests(self) -> list[dict]:
+        return [json.loads(line) for write in self.writes for line in write.splitlines()]
+
+
+def _run_with(worker, tmp_path):
+    from types import SimpleNamespace
+
+    from dlx.loggers.wandb_run import WandbRun
+
+    settings = SimpleNamespace(mode="offline", project="p", entity=None, group=None, tags=[], init_timeout=5)
+    return WandbRun(settings, tmp_path, {}, None, worker)
+
+
+def test_log_records_reach_wandb_in_order_and_in_batches(monkeypatch, tmp_path):
+    from dlx.loggers import wandb_run
+
+    monkeypatch.setattr(wandb_run, "SEND_SECONDS", 0.3)
+    worker = RecordingWorker()
+    run = _run_with(worker, tmp_path)
+    for step in range(200):
+        run.log({"loss": float(step)}, step=step)
+        if step == 99:
+            time.sleep(0.6)  # a batch goes after SEND_SECONDS
+    run.finish()
+    requests = worker.requests()
+    assert [r["action"] for r in requests] == ["start"] + ["log"] * 200 + ["finish"]
+    assert [r["step"] for r in requests if r["action"] == "log"] == list(range(200))
+    assert 2 <= len(worker.writes) <= 4  # the start, the first 100 records, the rest with the finish
+
+
+def test_only_log_records_wait_for_a_batch(monkeypatch, tmp_path):
+    from dlx.loggers import wandb_run
+
+    monkeypatch.setattr(wandb_run, "SEND_SECONDS", 60.0)
+    worker = RecordingWorker()
+    run = _run_with(worker, tmp_path)
+    started = time.perf_counter()
+    run.summary({"best/val/loss": 0.5})  # sent at once
+    while not any("summary" in write for write in worker.writes):
+        assert time.perf_counter() - started < 10, worker.writes
+        time.sleep(0.01)
+    run.log({"loss": 1.0}, step=1)
+    run.finish()  # does not wait out the batch's minute
+    assert time.perf_counter() - started < 10
+    assert [r["action"] for r in worker.requests()] == ["start", "summary", "log", "finish"]
