@@ -2,7 +2,8 @@
 
 W&B runs in a process of its own (dlx.loggers.wandb_worker): importing wandb and starting a run take one to
 two seconds of Python, which in a thread of the training process would hold its interpreter lock while
-training runs. Records go to that process through a queue, so logging never waits for it.
+training runs. Records go to that process through a queue (log records in a batch once a second), so
+logging never waits for it.
 """
 
 from __future__ import annotations
