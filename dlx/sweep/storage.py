@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import random
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +47,9 @@ def masked(url: str) -> str:
         return url
 
 
+SCHEMA_ATTEMPTS = 5
+
+
 def open_storage(
     url: str,
     heartbeat_seconds: int | None = None,
@@ -52,7 +57,7 @@ def open_storage(
 ) -> Any:
     """An Optuna RDBStorage, or a DlxError naming the URL when the database cannot be reached."""
     import optuna
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
     typed, url = url, with_installed_driver(url)
     heartbeat = {}
@@ -63,9 +68,17 @@ def open_storage(
             "heartbeat_stale_trial_callback": on_interrupted_trial,
         }
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_options(url), **heartbeat)
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, engine_kwargs=_engine_options(url), **heartbeat)
+            except IntegrityError:
+                # Another worker is creating Optuna's tables in an empty database at this very moment
+                # (a duplicate key): they exist once it is done.
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 + random.random())
     except ArgumentError:
         raise DlxError(
             f"--storage {masked(typed)} is not a database URL. Type e.g. "
