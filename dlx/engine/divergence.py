@@ -26,7 +26,8 @@ class DivergenceWatch:
         stacked = torch.stack(losses).float()
         # A NaN or Inf anywhere makes the sum non-finite; only then is each loss looked at (a sum of
         # finite losses that overflows is the rare case that finds them all finite).
-        if not math.isfinite(float(stacked.sum())):
+        loss_sum = float(stacked.sum())
+        if not math.isfinite(loss_sum):
             bad = (~torch.isfinite(stacked)).nonzero()
             if len(bad):
                 first_bad = int(bad[0])
@@ -41,7 +42,7 @@ class DivergenceWatch:
                     )
                 )
         self.last_finite = (steps[-1], losses[-1])
-        window.mark_checked()
+        window.mark_checked(loss_sum)
 
 
 def explain(

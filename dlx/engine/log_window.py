@@ -15,6 +15,7 @@ class LogWindow:
         self.losses: list[torch.Tensor] = []
         self.steps: list[int] = []  # the optimizer step each loss belongs to (several with accumulation)
         self.checked = 0  # how many of the losses the divergence watch has found finite
+        self.checked_sum = 0.0  # their sum, which the watch computed anyway: the log line reuses it
         self.carried_sum, self.carried_count, self.samples = 0.0, 0, 0
         self.clock = time.perf_counter()
 
@@ -27,11 +28,15 @@ class LogWindow:
         """The losses (and their steps) not yet checked by the divergence watch."""
         return self.steps[self.checked :], self.losses[self.checked :]
 
-    def mark_checked(self) -> None:
+    def mark_checked(self, loss_sum: float) -> None:
+        """The unchecked losses are finite and sum to ``loss_sum``."""
         self.checked = len(self.losses)
+        self.checked_sum += loss_sum
 
     def _loss_sum(self) -> float:
-        return self.carried_sum + (float(torch.stack(self.losses).float().sum()) if self.losses else 0.0)
+        unchecked = self.losses[self.checked :]
+        unchecked_sum = float(torch.stack(unchecked).float().sum()) if unchecked else 0.0
+        return self.carried_sum + self.checked_sum + unchecked_sum
 
     def flush(self) -> dict[str, float]:
         now = time.perf_counter()
@@ -42,7 +47,7 @@ class LogWindow:
         }
         self.losses.clear()
         self.steps.clear()
-        self.checked = 0
+        self.checked, self.checked_sum = 0, 0.0
         self.carried_sum, self.carried_count, self.samples, self.clock = 0.0, 0, 0, now
         return record
 
