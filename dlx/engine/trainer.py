@@ -160,6 +160,8 @@ class Trainer:
         # Batches come from the data module on the device the model is on, except on an accelerator (a
         # DataLoader's CPU batches) or when channels_last asks for another layout.
         moves_batches = self.device.type != "cpu" or cfg.channels_last
+        accumulates = accumulate > 1
+        window, at_boundary = 1, True  # without accumulation: every batch is a window of its own
         scales_loss = self.precision.scaler is not None  # fp16: the GradScaler updates after each step
         # Several processes agree on stopping after every step, and max_time reads the clock after every
         # step; otherwise only a signal or the last step can end the run mid-epoch.
@@ -194,14 +196,15 @@ class Trainer:
                     for batch_index, batch in enumerate(loader, start=first):
                         if moves_batches:
                             batch = move_batch(batch, self.device, cfg.channels_last)
-                        # An accumulation window closes every k batches and at the end of the epoch.
-                        window_start = batch_index - batch_index % accumulate
-                        window = min(accumulate, batches_per_epoch - window_start)
+                        if accumulates:
+                            # An accumulation window closes every k batches and at the end of the epoch.
+                            window_start = batch_index - batch_index % accumulate
+                            window = min(accumulate, batches_per_epoch - window_start)
+                            at_boundary = batch_index + 1 == window_start + window
                         step = state.global_step + 1  # the optimizer step this batch counts towards
-                        at_boundary = batch_index + 1 == window_start + window
                         if distributed:
                             self.processes.sync_gradients(at_boundary)  # once per optimizer step
-                        optimization.begin_batch(window, at_boundary, measure_grad_norm=step % log_every == 0)
+                        optimization.begin_batch(window, at_boundary, step % log_every == 0)
                         loss = task.train_batch(batch, optimization)
                         if scales_loss:
                             optimization.end_batch()
