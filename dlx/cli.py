@@ -231,6 +231,33 @@ def show_config(
 
 
 @app.command(
+    "compare",
+    epilog=(
+        "Examples:\n\n  dlx compare\n\n  dlx compare outputs/mnist_cnn\n\n"
+        "  dlx compare outputs/digits_mlp/<run a> outputs/digits_mlp/<run b>\n\n"
+        "  dlx compare outputs --sort -val/acc --limit 10"
+    ),
+)
+def compare(
+    paths: list[Path] = typer.Argument(
+        None, help="Run folders, or folders that hold them (default: outputs).", show_default=False
+    ),
+    sort: str = typer.Option(
+        None,
+        "--sort",
+        help="A metric or config key to order by, '-' first for descending (default: the runs' monitored "
+        "metric, best first).",
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Show only the first N runs."),
+) -> None:
+    """Compare runs side by side: how each ended, its best validation metrics, and the config values that
+    differ between them."""
+    from dlx.compare import compare_runs
+
+    _run(lambda: compare_runs(paths or [], sort, limit))
+
+
+@app.command(
     context_settings=EXTRA_ARGS,
     epilog=(
         "Examples:\n\n"

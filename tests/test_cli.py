@@ -31,7 +31,7 @@ def test_help_and_ls_import_neither_torch_nor_omegaconf(command):
     assert output.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "ls", "config"])
+@pytest.mark.parametrize("command", ["train", "eval", "ls", "config", "compare"])
 def test_every_command_has_help_with_examples(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
