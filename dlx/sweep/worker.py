@@ -44,12 +44,15 @@ def work(
     quiet_optuna()
     plan = load_plan(open_storage(storage_url), sweep_folder.name)
     storage = open_storage(storage_url, plan.settings.heartbeat_seconds, on_interrupted_trial=requeue)
-    started = optuna.load_study(study_name=plan.sweep_id, storage=storage).get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    states = optuna.trial.TrialState
+    begun = optuna.load_study(study_name=plan.sweep_id, storage=storage).get_trials(
+        deepcopy=False, states=(states.RUNNING, states.COMPLETE, states.PRUNED, states.FAIL)
     )
     # Each worker (and each resume) samples from its own seed, so parallel workers do not propose the
-    # same point, while a fresh one-worker sweep stays reproducible.
-    study = open_study(storage, plan, sampler_seed=plan.seed + 1000 * worker_index + len(started))
+    # same point, while a fresh one-worker sweep stays reproducible. A resume counts the trials begun so
+    # far, the interrupted one too (queued slots are not begun): with the first run's seed, its sampler
+    # would draw that run's points again.
+    study = open_study(storage, plan, sampler_seed=plan.seed + 1000 * worker_index + len(begun))
     poll_seconds = min(2, plan.settings.heartbeat_seconds)
     ran = 0
     while max_trials is None or ran < max_trials:

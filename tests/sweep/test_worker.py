@@ -70,6 +70,36 @@ def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interr
     assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished"] * 3
 
 
+def first_trial_running():
+    """(folder, trials) once the sweep's first trial is mid-run and none has finished, else None."""
+    folders = sweep_folders()
+    if not folders or not (folders[0] / "sweep.db").exists():
+        return None
+    try:
+        trials = study_trials(sqlite_url(folders[0]), folders[0].name)
+    except Exception:  # the study is still being created
+        return None
+    states = [t.state for t in trials]
+    return (folders[0], trials) if RUNNING in states and COMPLETE not in states else None
+
+
+def test_a_resumed_search_does_not_draw_the_interrupted_runs_points_again():
+    # The interrupted trial is run again with its own point; a resume that sampled from the first run's
+    # seed drew that very point once more for the next trial.
+    search = ["optimizer.lr=interval(1e-4, 1e-2)", "--trials", "3", "sweep.heartbeat_seconds=1"]
+    process = start_sweep(*FAST, *search)
+    folder, _ = wait_for(first_trial_running, process, "the first trial started")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    result = sweep("--resume", str(folder))
+    assert result.exit_code == 0, result.output
+    learning_rates = [t.params["optimizer.lr"] for t in study_trials(sqlite_url(folder), folder.name)]
+    finished = [t for t in study_trials(sqlite_url(folder), folder.name) if t.state == COMPLETE]
+    assert len(finished) == 3
+    assert len({t.params["optimizer.lr"] for t in finished}) == 3, learning_rates
+
+
 @pytest.fixture
 def postgres_url(tmp_path: Path):
     """A real PostgreSQL server in tmp_path, stopped and deleted afterwards."""
