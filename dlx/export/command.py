@@ -46,9 +46,19 @@ def check_options(export_format: str, opset: int | None, quantize: str | None) -
         check_runtime_runs_opset(DEFAULT_OPSET if opset is None else opset)
 
 
-def default_output_path(checkpoint: Path, export_format: str, int8: bool) -> Path:
-    folder = checkpoint.parent if checkpoint.is_file() else checkpoint / "checkpoints"
-    return folder / f"model{'.int8' if int8 else ''}{SUFFIXES[export_format]}"
+def output_path(out: Path | None, checkpoint: Path, export_format: str, int8: bool) -> Path:
+    """``--out`` (a file, or a folder to write the default name into), else beside the checkpoint; never
+    over a checkpoint."""
+    name = f"model{'.int8' if int8 else ''}{SUFFIXES[export_format]}"
+    if out is None:
+        return (checkpoint.parent if checkpoint.is_file() else checkpoint / "checkpoints") / name
+    path = out / name if out.is_dir() else out
+    if path.suffix == ".ckpt" or (path.exists() and path.resolve() == checkpoint.resolve()):
+        raise DlxError(
+            f"--out {out} would write over a checkpoint. Name the exported file, e.g. "
+            f"`--out {path.with_name(name)}`, or give a folder to write {name} into."
+        )
+    return path
 
 
 def export_checkpoint(
@@ -69,10 +79,15 @@ def export_checkpoint(
     check_options(export_format, opset, quantize)
     opset = DEFAULT_OPSET if opset is None else opset
     int8 = quantize == "int8"
+    path = output_path(None if out is None else Path(out), Path(checkpoint), export_format, int8)
     run = restore_run(checkpoint, overrides or [], trust_checkpoint)
     signature = describe_run(run)
-    path = Path(out) if out is not None else default_output_path(Path(checkpoint), export_format, int8)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DlxError(
+            f"Cannot create the folder for --out {path}: {error.strerror}. Give a file in a writable folder."
+        ) from error
 
     log.info("Exporting %s to %s ...", Path(checkpoint).name, export_format)
     started = time.perf_counter()

@@ -54,6 +54,15 @@ def test_no_check_skips_the_comparison(checkpoint_of, tmp_path):
     assert out.is_file()
 
 
+def test_out_naming_a_folder_writes_the_default_name_into_it(checkpoint_of, tmp_path):
+    checkpoint = checkpoint_of("mlp")
+    before = checkpoint.read_bytes()
+    result = invoke("export", "torchscript", str(checkpoint), "--out", str(tmp_path), "--no-check")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model.torchscript.pt").is_file() and checkpoint.read_bytes() == before
+
+
 def _corrupt_checkpoint(tmp_path):
     path = tmp_path / "broken.ckpt"
     path.write_bytes(b"PK\x03\x04 not really a checkpoint")
@@ -72,6 +81,8 @@ REFUSALS = [
         "available for onnx (onnxruntime) and torchscript",
     ),
     (["export", "onnx", "{corrupt}", "--quantize", "int4"], "Unknown quantization 'int4'"),
+    (["export", "torchscript", "{corrupt}", "--out", "{corrupt}"], "would write over a checkpoint"),
+    (["export", "onnx", "{corrupt}", "--out", "last.ckpt"], "`--out model.onnx`"),
 ]
 
 
