@@ -45,7 +45,14 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, message", [(b"", "unreadable"), (b"not a checkpoint at all", "unreadable")]
+    "content, message",
+    # "hi" and "abc" are read as pickle opcodes that fail inside the unpickler (KeyError, IndexError).
+    [
+        (b"", "unreadable"),
+        (b"not a checkpoint at all", "unreadable"),
+        (b"hi\n", "unreadable"),
+        (b"abc", "unreadable"),
+    ],
 )
 def test_truncated_or_foreign_files_are_explained(tmp_path, content, message):
     path = tmp_path / "broken.ckpt"
