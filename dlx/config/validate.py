@@ -153,6 +153,9 @@ def _check_component(group: str, section: DictConfig) -> None:
         signature = signature_of(import_object(str(target)))
         if "name" in section:
             _drop_settings_of_replaced_entry(group, section, signature)
+        else:  # a config file of the user's own with only `_target_:`
+            with open_dict(section):
+                section.name = _target_name(target)
     elif "name" in section:
         signature = registry_for_group(group).signature(str(section.name))
     else:
@@ -186,11 +189,16 @@ def _drop_settings_of_replaced_entry(group: str, section: DictConfig, signature:
     with open_dict(section):
         for key in dropped:
             del section[key]
-        section.name = str(section._target_).rpartition(".")[2].lower()  # names the experiment folder
+        section.name = _target_name(section._target_)
     if dropped:
         logging.getLogger("dlx").info(
             "%s._target_ replaces '%s': ignoring its settings %s", group, registry.group, ", ".join(dropped)
         )
+
+
+def _target_name(target: object) -> str:
+    """``mypkg.nets.MyNet`` -> ``mynet``: it names the experiment folder (``${data.name}_${model.name}``)."""
+    return str(target).rpartition(".")[2].lower()
 
 
 def _check_against_signature(

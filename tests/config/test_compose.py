@@ -99,6 +99,17 @@ def test_user_config_dir_adds_options_and_recipes(tmp_path):
     assert "my_digits" in list_recipes([tmp_path])
 
 
+def test_a_user_option_with_only_a_target_is_named_after_its_class(tmp_path):
+    # As the README shows it: no `name:`, yet the experiment folder is named ${data.name}_${model.name}.
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mynet.yaml").write_text(
+        "_target_: dlx.models.mlp.MLP\ninput_shape: ${data.input_shape}\n"
+        "num_outputs: ${data.num_outputs}\nhidden_sizes: [32]\n"
+    )
+    cfg = validate_config(compose_config(["model=mynet"], [tmp_path]))
+    assert cfg.model.name == "mlp" and cfg.experiment == "digits_mlp"
+
+
 def test_plus_on_a_key_the_option_already_has_sets_it():
     cfg = validate_config(compose_config(["recipe=mnist_cnn", "+model.dropout=0.2"]))
     assert cfg.model.dropout == 0.2
