@@ -24,7 +24,7 @@ CORPUS = [
     (["train", "recipe=mnist_cnm"], "Did you mean 'mnist_cnn'"),
     (["train", "trainer=fast"], "Unknown trainer 'fast'"),
     # misspelled keys
-    (["train", "trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+    (["train", "trainer.max_epoch=3"], "Did you mean 'trainer.max_epochs'"),
     (["train", "+trainer.max_epoch=3"], "Did you mean 'max_epochs'"),
     (["train", "+model.dropuot=0.1"], "Did you mean 'dropout'"),
     (["train", "+optimizer.momentun=0.9"], "Unknown key 'optimizer.momentun'"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
     from omegaconf.errors import OmegaConfBaseException
 
     _register_recipes(overrides, extra_dirs)
+    given = list(overrides)
     # `model._target_=pkg.Net` should work like any other override although no config file has the key.
     overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
     # `+model.dropout=0.2` adds a setting; when the option's file already has it, set it instead of failing.
@@ -69,10 +71,34 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
     except MissingConfigException as error:
         raise DlxError(_explain_missing_option(error, extra_dirs)) from error
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as error:
-        raise DlxError(_explain_hydra_error(error)) from error
+        unknown = re.search(r"Could not override '([^']+)'", str(error))
+        explained = unknown and _explain_unknown_key(unknown[1], given, extra_dirs)
+        raise DlxError(explained or _explain_hydra_error(error)) from error
     finally:
         GlobalHydra.instance().clear()
     return cfg
+
+
+def _explain_unknown_key(key: str, overrides: list[str], extra_dirs: list[Path]) -> str | None:
+    """'trainer.max_epoch' -> the nearest key of the config it was meant for (composed without it)."""
+    setting = re.compile(rf"^\+{{0,2}}{re.escape(key)}=(.*)$")
+    value = next((match[1] for o in overrides if (match := setting.match(o))), "...")
+    parent, _, leaf = key.rpartition(".")
+    try:
+        cfg = _compose_with_hydra([o for o in overrides if not setting.match(o)], extra_dirs)
+    except DlxError:
+        return None
+    section = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(section, DictConfig):
+        return None
+    nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
+    if not nearest:
+        return None
+    meant = f"{parent}.{nearest[0]}" if parent else nearest[0]
+    return (
+        f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`. (To add a key the config "
+        f"does not have, e.g. an argument of your own class, prefix it with `+`: `+{key}={value}`.)"
+    )
 
 
 def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:

@@ -53,7 +53,8 @@ def test_override_grammar():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+        (["trainer.max_epoch=3"], r"Did you mean 'trainer.max_epochs'\? Type `trainer.max_epochs=3`"),
+        (["model.widht=3"], r"Could not override 'model.widht'.*prefix it with `\+`"),
         (["model=cnnn"], "Did you mean 'cnn'"),
         (["recipe=mnist"], "Available:"),
         (["groupp=x"], "Could not override 'groupp'"),
