@@ -45,6 +45,25 @@ def _run(action: Callable[[], Any]) -> Any:
         raise typer.Exit(error.exit_code) from None
 
 
+def _overrides(command: str, overrides: list[str] | None) -> list[str]:
+    """The trailing Hydra overrides. An option Typer did not know lands here too: --debug is taken
+    wherever it stands, anything else is explained."""
+    from dlx.errors import DlxError
+
+    kept = []
+    for token in overrides or []:
+        if token == "--debug":
+            _debug["on"] = True
+        elif token.startswith("-"):
+            raise DlxError(
+                f"`dlx {command}` has no option {token}. `dlx {command} --help` lists its options; "
+                "overrides look like `key=value`."
+            )
+        else:
+            kept.append(token)
+    return kept
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1)."),
@@ -74,7 +93,9 @@ def train(
     """Train a model: compose the config, build everything from the registries, run the trainer."""
     from dlx.train import train as train_run
 
-    summary = _run(lambda: train_run(overrides or [], config_dirs or [], resume, trust_checkpoint))
+    summary = _run(
+        lambda: train_run(_overrides("train", overrides), config_dirs or [], resume, trust_checkpoint)
+    )
     if summary.get("stop_reason") == "interrupted":
         raise typer.Exit(128 + (summary.get("signal") or 2))  # the shell's convention: 130 for Ctrl-C
 
@@ -98,7 +119,7 @@ def evaluate(
     """Evaluate a checkpoint on a data split; writes eval.json (and a confusion matrix) in its run folder."""
     from dlx.evaluate import evaluate_checkpoint
 
-    _run(lambda: evaluate_checkpoint(checkpoint, overrides or [], trust_checkpoint))
+    _run(lambda: evaluate_checkpoint(checkpoint, _overrides("eval", overrides), trust_checkpoint))
 
 
 @app.command(
@@ -130,7 +151,14 @@ def export(
 
     _run(
         lambda: export_checkpoint(
-            export_format, checkpoint, out, overrides or [], opset, quantize, not no_check, trust_checkpoint
+            export_format,
+            checkpoint,
+            out,
+            _overrides("export", overrides),
+            opset,
+            quantize,
+            not no_check,
+            trust_checkpoint,
         )
     )
 
@@ -227,7 +255,7 @@ def show_config(
     """Show the resolved config as a tree, after validating it (nothing is trained)."""
     from dlx.listing import print_config
 
-    _run(lambda: print_config(overrides or [], config_dirs or [], as_yaml))
+    _run(lambda: print_config(_overrides("config", overrides), config_dirs or [], as_yaml))
 
 
 @app.command(
@@ -300,7 +328,7 @@ def sweep(
         _run(lambda: show_sweep(arguments[1:], storage))
         return
     flags = {"trials": trials, "jobs": jobs, "sampler": sampler, "pruner": pruner, "launcher": launcher}
-    _run(lambda: run_sweep(arguments, config_dirs or [], flags, resume, storage))
+    _run(lambda: run_sweep(_overrides("sweep", arguments), config_dirs or [], flags, resume, storage))
 
 
 def main() -> None:

@@ -71,6 +71,8 @@ ERRORS = [
     (["ls", "modells"], "Did you mean 'models'"),
     (["config", "scheduler=cosin"], "Did you mean 'cosine'"),
     (["train", "seed=abc"], "seed='abc' has the wrong type"),
+    (["train", "--epochs", "3"], "`dlx train` has no option --epochs. `dlx train --help` lists its options"),
+    (["config", "-x"], "`dlx config` has no option -x"),
 ]
 
 
@@ -88,9 +90,13 @@ def test_a_refused_setting_leaves_no_run_folder(tmp_path):
     assert not list((tmp_path / "outputs").glob("*/*"))
 
 
-def test_debug_shows_the_traceback():
-    result = invoke("--debug", "train", "model=cnnn")
-    assert result.exit_code != 0 and result.exception is not None
+@pytest.mark.parametrize(
+    "arguments", [["--debug", "train", "model=cnnn"], ["train", "--debug", "model=cnnn"]]
+)
+def test_debug_shows_the_traceback_before_or_after_the_command(arguments):
+    result = invoke(*arguments)
+    assert result.exit_code != 0 and "Did you mean 'cnn'" in str(result.exception)
+    assert "Error:" not in result.output
 
 
 def test_config_prints_the_resolved_tree_without_training(tmp_path):
