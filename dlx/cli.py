@@ -19,6 +19,11 @@ app = typer.Typer(
     "(`key=value`, `group=option`, `+new.key=value`, `~key`) as trailing arguments.",
 )
 OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. model=cnn optimizer.lr=3e-4", show_default=False)
+CHECKPOINT_OVERRIDES = typer.Argument(
+    None,
+    help="Changes to the checkpoint's config, e.g. data.split=test data.batch_size=256",
+    show_default=False,
+)
 CONFIG_DIRS = typer.Option(
     None, "--config-dir", help="A folder of your own config groups and recipes/ (repeatable)."
 )
@@ -111,7 +116,7 @@ def train(
 )
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
-    overrides: list[str] = OVERRIDES,
+    overrides: list[str] = CHECKPOINT_OVERRIDES,
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
     ),
@@ -136,7 +141,7 @@ def evaluate(
 def export(
     export_format: str = typer.Argument(..., metavar="FORMAT", help="onnx, torchscript or pt2."),
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
-    overrides: list[str] = OVERRIDES,
+    overrides: list[str] = CHECKPOINT_OVERRIDES,
     out: Path = typer.Option(None, "--out", help="The file to write (default: model.<format> beside CKPT)."),
     opset: int = typer.Option(None, "--opset", help="ONNX opset to write (default 18)."),
     quantize: str = typer.Option(None, "--quantize", help="int8: dynamic quantization (onnx, torchscript)."),

@@ -45,10 +45,16 @@ def refuse_untrusted_targets(checkpoint: dict[str, Any], trust_checkpoint: bool)
 def restore_run(
     path: Path, overrides: list[str] | None = None, trust_checkpoint: bool = False
 ) -> RestoredRun:
-    from dlx.build import apply_overrides, build_data, build_model, build_task
+    from dlx.build import apply_overrides, build_data, build_model, build_task, refuse_group_swaps
     from dlx.config.validate import validate_config
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
 
+    refuse_group_swaps(
+        overrides or [],
+        "a checkpoint is rebuilt with the pieces it was trained with",
+        "Change single values instead (e.g. `data.split=test` or `data.batch_size=256`), or train a "
+        "new run with `dlx train`.",
+    )
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides or [])

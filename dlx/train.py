@@ -19,8 +19,7 @@ log = logging.getLogger("dlx")
 def load_run_for_resume(
     run_folder: Path, overrides: list[str], trust_checkpoint: bool = False
 ) -> tuple[DictConfig, dict[str, Any]]:
-    from dlx.build import apply_overrides
-    from dlx.config.validate import COMPONENT_GROUPS
+    from dlx.build import apply_overrides, refuse_group_swaps
     from dlx.engine.checkpoint import load_checkpoint
     from dlx.restore import refuse_untrusted_targets
 
@@ -30,14 +29,11 @@ def load_run_for_resume(
             f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
         )
-    groups = (*COMPONENT_GROUPS, "trainer", "logger", "recipe")
-    for override in overrides:
-        if override.split("=", 1)[0] in groups:
-            raise DlxError(
-                f"`{override}` would swap a whole config group, but a resumed run keeps the pieces it was "
-                "trained with. Change single values instead (e.g. `trainer.max_epochs=20`), or start a new "
-                "run without --resume."
-            )
+    refuse_group_swaps(
+        overrides,
+        "a resumed run keeps the pieces it was trained with",
+        "Change single values instead (e.g. `trainer.max_epochs=20`), or start a new run without --resume.",
+    )
     checkpoint = load_checkpoint(checkpoint_path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)

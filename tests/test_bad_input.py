@@ -110,6 +110,8 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
             ["train", "--resume", str(trained_checkpoint.parents[1]), "model=cnn"],
             "would swap a whole config group",
         ),
+        (["eval", str(trained_checkpoint), "data=spirals"], "Change single values instead (e.g. `data.split"),
+        (["export", "onnx", str(trained_checkpoint), "+model=cnn"], "would swap a whole config group"),
     ]
     for arguments, message in cases:
         code, output, raw = run(*arguments)
