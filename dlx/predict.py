@@ -71,9 +71,18 @@ def _predict_with_checkpoint(
 
     from dlx.export.onnx_runtime import decode_metadata
     from dlx.export.signature import deployment_metadata
+    from dlx.generate import LANGUAGE_MODELING_TASKS
     from dlx.restore import restore_run
 
-    run = restore_run(path, overrides, trust_checkpoint)
+    def refuse_language_models(cfg: Any) -> None:
+        task = cfg.task.get("name") or cfg.task.get("_target_")
+        if task in LANGUAGE_MODELING_TASKS:
+            raise DlxError(
+                f"{path} is a language model (task={task}): its outputs are next-token scores, not "
+                f"predictions for a sample. Sample text from it with `dlx generate {path} --prompt 'ROMEO:'`."
+            )
+
+    run = restore_run(path, overrides, trust_checkpoint, check_config=refuse_language_models)
     metadata = decode_metadata(deployment_metadata(run, "float32", {0: "batch"}))
     targets = None
     if images:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,12 @@ def refuse_untrusted_targets(checkpoint: dict[str, Any], trust_checkpoint: bool)
 
 
 def restore_run(
-    path: Path, overrides: list[str] | None = None, trust_checkpoint: bool = False
+    path: Path,
+    overrides: list[str] | None = None,
+    trust_checkpoint: bool = False,
+    check_config: Callable[[DictConfig], None] | None = None,
 ) -> RestoredRun:
+    """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built."""
     from dlx.build import apply_overrides, build_data, build_model, build_task, refuse_group_swaps
     from dlx.config.validate import validate_config
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
@@ -59,6 +64,8 @@ def restore_run(
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides or [])
     validate_config(cfg)
+    if check_config is not None:
+        check_config(cfg)
     data = build_data(cfg, checkpoint.get("data_state"))
     model = build_model(cfg)
     load_model_state(model, checkpoint["model"])

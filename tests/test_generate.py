@@ -121,3 +121,9 @@ def test_the_command_prints_the_prompt_and_its_continuation(language_model):
     assert "JULIET:" in result.output
     help_text = CliRunner().invoke(app, ["generate", "--help"]).output
     assert "Examples" in help_text and "dlx generate" in help_text
+
+
+def test_predict_on_a_language_model_points_to_generate(language_model):
+    result = CliRunner().invoke(app, ["predict", str(language_model), "--limit", "1"])
+    assert result.exit_code == 2, result.output
+    assert "is a language model" in result.output and "dlx generate" in result.output
