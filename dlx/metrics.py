@@ -64,6 +64,10 @@ class ClassificationMetrics(StreamingMetric):
         super().__init__()
         self.num_classes, self.top_k = num_classes, top_k
 
+    def modes(self) -> dict[str, str]:
+        """What ``compute`` reports, each with the direction that is better."""
+        return {"acc": "max", "f1": "max", **({f"top{self.top_k}": "max"} if self.top_k else {})}
+
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         logits, targets = logits.detach(), targets.detach().long()
         classes = self.num_classes
@@ -102,6 +106,10 @@ class ClassificationMetrics(StreamingMetric):
 
 class RegressionMetrics(StreamingMetric):
     """Mean absolute error, root mean squared error and R^2 over all predicted values."""
+
+    def modes(self) -> dict[str, str]:
+        """What ``compute`` reports, each with the direction that is better."""
+        return {"mae": "min", "rmse": "min", "r2": "max"}
 
     def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
         predictions, targets = (

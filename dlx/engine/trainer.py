@@ -31,12 +31,12 @@ from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, explained_loader_errors, move_batch
 from dlx.engine.interrupts import GracefulStop
 from dlx.engine.log_window import LogWindow
-from dlx.engine.monitor import is_improvement
+from dlx.engine.monitor import check_monitor, is_improvement
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
 from dlx.engine.progress import ProgressDisplay
 from dlx.engine.run_length import check_schedule_unchanged, schedule_context
-from dlx.errors import DlxError, TrainingDiverged, did_you_mean
+from dlx.errors import DlxError, TrainingDiverged
 from dlx.loggers.run_logger import RunLogger
 from dlx.optim.schedulers import ScheduleContext
 from dlx.tasks.base import Task
@@ -100,6 +100,8 @@ class Trainer:
         cfg = self.config
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         self.task, self.data, self.checkpoint = task, data, checkpoint
+        if modes := task.metric_modes():  # else checked at the first validation
+            check_monitor(self.monitor, self.mode, {f"val/{key}": better for key, better in modes.items()})
         self.data_name = type(data).__name__
         data.setup()
         self.processes.shard(data)  # each process trains on its share of every global batch
@@ -305,12 +307,7 @@ class Trainer:
             data_name=self.data_name,
         )
         metrics = {f"val/{key}": value for key, value in measured.items()}
-        if self.monitor not in metrics:
-            raise DlxError(
-                f"trainer.monitor='{self.monitor}' is not a metric this task reports."
-                f"{did_you_mean(self.monitor, metrics)} Available: {', '.join(metrics)}. "
-                f"Type e.g. `trainer.monitor={next(iter(metrics))}`."
-            )
+        check_monitor(self.monitor, self.mode, dict.fromkeys(metrics))
         score = metrics[self.monitor]
         self.logger.log(metrics, step=state.global_step, epoch=state.epoch)
         progress.show_validation(state.epoch - (state.batch_in_epoch == 0), state.global_step, metrics)

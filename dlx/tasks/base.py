@@ -51,6 +51,12 @@ class Task(nn.Module):
         """Return the metrics accumulated since the last call (un-prefixed: ``loss``, ``acc``) and reset."""
         raise NotImplementedError
 
+    def metric_modes(self) -> dict[str, str]:
+        """The metrics ``compute_metrics`` reports, each with "min" or "max" (which is better), so that
+        ``trainer.monitor`` and ``trainer.mode`` are checked before training; empty: checked at the
+        first validation instead."""
+        return {}
+
     def save_report(self, folder: Path, class_names: list[str] | None = None) -> dict[str, Any]:
         """Write evaluation artefacts (plots) into ``folder`` after ``dlx eval``; return extra results."""
         return {}

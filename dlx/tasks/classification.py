@@ -43,6 +43,9 @@ class ClassificationTask(Task):
         self.loss_mean.update(loss, weight=len(targets))
         self.metrics.update(logits, targets)
 
+    def metric_modes(self) -> dict[str, str]:
+        return {"loss": "min", **self.metrics.modes()}
+
     def compute_metrics(self) -> dict[str, float]:
         results = {"loss": self.loss_mean.compute(), **self.metrics.compute()}
         self._last_confusion = self.metrics.confusion_matrix()

@@ -37,6 +37,9 @@ class LanguageModelingTask(Task):
         loss = next_token_loss(self.model(tokens), targets)
         self.loss_mean.update(loss, weight=targets.numel())
 
+    def metric_modes(self) -> dict[str, str]:
+        return {"loss": "min", "perplexity": "min"}
+
     def compute_metrics(self) -> dict[str, float]:
         loss = self.loss_mean.compute()
         self.loss_mean.reset()

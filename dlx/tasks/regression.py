@@ -39,6 +39,9 @@ class RegressionTask(Task):
         self.loss_mean.update(self.loss_function(predictions, targets), weight=len(targets))
         self.metrics.update(predictions, targets)
 
+    def metric_modes(self) -> dict[str, str]:
+        return {"loss": "min", **self.metrics.modes()}
+
     def compute_metrics(self) -> dict[str, float]:
         results = {"loss": self.loss_mean.compute(), **self.metrics.compute()}
         self.loss_mean.reset()

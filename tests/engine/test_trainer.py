@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,9 +187,20 @@ def test_max_steps_and_val_every_n_steps():
     assert [r["step"] for r in records if "val/loss" in r] == [10, 20, 25]
 
 
-def test_unknown_monitor_names_the_metrics_that_exist():
+def test_unknown_monitor_names_the_metrics_that_exist_before_training(monkeypatch):
+    from dlx.tasks.base import Task
+
+    monkeypatch.setattr(Task, "train_batch", lambda *args: pytest.fail("trained with a bad monitor"))
     with pytest.raises(DlxError, match="Did you mean 'val/acc'"):
         train_run("trainer.monitor=val/accuracy", "trainer.mode=max")
+    assert not list(Path("outputs").glob("*/*")), "no run folder"
+
+
+def test_a_mode_against_the_monitored_metrics_direction_is_refused():
+    with pytest.raises(DlxError, match=r"val/acc is better when higher.*Add `trainer.mode=max`"):
+        train_run("trainer.monitor=val/acc")
+    with pytest.raises(DlxError, match=r"val/loss is better when lower.*Add `trainer.mode=min`"):
+        train_run("trainer.mode=max")
 
 
 def test_regression_on_a_csv_end_to_end(tmp_path):
