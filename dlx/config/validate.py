@@ -257,7 +257,16 @@ def _check_dataclass(prefix: str, section: DictConfig, schema: type) -> None:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_args(hint):  # list[int]: its __name__ would say only "list"
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, (list, tuple, ListConfig)):
+        kinds = sorted({type(item).__name__ for item in value})
+        return f"a list of {' and '.join(kinds)}" if kinds else "an empty list"
+    return type(value).__name__
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -291,8 +300,9 @@ def _check_value(key: str, value: Any, hint: Any) -> None:
     if value == "???":
         raise DlxError(f"'{key}' must be set. Type `{key}=<value>`.")
     if not _matches(value, hint):
-        example = {"float": "0.001", "int": "10", "bool": "true", "str": "name"}.get(_type_name(hint), "...")
+        examples = {"float": "0.001", "int": "10", "bool": "true", "str": "name", "list[int]": "[64,64]"}
+        example = examples.get(_type_name(hint), "...")
         raise DlxError(
-            f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got "
-            f"{type(value).__name__}. Type e.g. `{key}={example}`."
+            f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got {_kind_of(value)}. "
+            f"Type e.g. `{key}={example}`."
         )

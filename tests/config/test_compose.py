@@ -72,7 +72,7 @@ def test_composition_errors_name_the_fix(overrides, message):
         (["+trainer.max_epoch=3"], "Unknown key 'trainer.max_epoch'. Did you mean 'max_epochs'"),
         (["optimizer.lr=abc"], "expected float"),
         (["trainer.max_epochs=2.5"], "expected int"),
-        (["model.hidden_sizes=[a,b]"], "model.hidden_sizes"),
+        (["model.hidden_sizes=[a,b]"], r"expected list\[int\], got a list of str. Type e.g. `model.hidden"),
         (["+model.widht=3"], "Valid keys for this model"),
         (["trainer.mode=maximum"], "trainer.mode=maximum is not one of min, max"),
         (["trainer.accumulate_grad_batches=0"], "at least 1"),
