@@ -43,6 +43,22 @@ def refuse_untrusted_targets(checkpoint: dict[str, Any], trust_checkpoint: bool)
         )
 
 
+# What cuts the training data into train/val/test: changed after training, "test" could hold training rows.
+SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "val_size")
+
+
+def refuse_new_split(trained: DictConfig, cfg: DictConfig) -> None:
+    for key in SPLIT_KEYS:
+        if trained.data.get(key) != cfg.data.get(key):
+            raise DlxError(
+                f"`data.{key}={cfg.data.get(key)}` would cut the data into other train/val/test splits than "
+                f"the run was trained on ({key}={trained.data.get(key)}), so the rows measured could include "
+                "rows the model trained on. Measure the splits it has (`data.split=val`, or test if the run "
+                "held one out), give a labelled file of new rows (`data.test=...`), or train a run that "
+                f"holds rows out (`dlx train ... data.{key}=...`)."
+            )
+
+
 def restore_run(
     path: Path,
     overrides: list[str] | None = None,
@@ -62,7 +78,9 @@ def restore_run(
     )
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
+    trained = OmegaConf.create(checkpoint["config"])
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides or [])
+    refuse_new_split(trained, cfg)
     validate_config(cfg)
     if check_config is not None:
         check_config(cfg)

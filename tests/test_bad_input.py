@@ -111,6 +111,10 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
             "would swap a whole config group",
         ),
         (["eval", str(trained_checkpoint), "data=spirals"], "Change single values instead (e.g. `data.split"),
+        (
+            ["eval", str(trained_checkpoint), "data.split=test", "data.split_seed=5"],
+            "other train/val/test splits",
+        ),
         (["export", "onnx", str(trained_checkpoint), "+model=cnn"], "would swap a whole config group"),
     ]
     for arguments, message in cases:

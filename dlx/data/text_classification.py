@@ -272,7 +272,8 @@ class TextClassificationData(DataModule):
             raise DlxError(
                 f"There is no {split} split: {reason}, and data.{split}_fraction={fraction} holds no texts "
                 f"out of the training data. Evaluate on `data.split=val`, give a labelled file with "
-                f"`data.{split}=...`, or hold part of the training data out: `data.{split}_fraction=0.05`."
+                f"`data.{split}=...`, or train with part of the training data held out "
+                f"(`dlx train ... data.{split}_fraction=0.05`)."
             )
         return super().loader(split, epoch=epoch, start_batch=start_batch, shuffle=shuffle)
 
