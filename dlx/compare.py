@@ -21,7 +21,7 @@ from dlx.loggers.metrics_file import read_metrics
 log = logging.getLogger("dlx")
 
 RUN_COLUMNS = ["status", "steps", "time"]
-COLUMN_RUNS = 5  # runs shown as columns (a key per row) up to this many, as rows beyond
+MAX_KEY_WIDTH = 28  # a longer config key is cut; the runs' columns get the rest of the terminal
 RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-([0-9a-f]+)$")  # dlx/engine/run_folder.py
 
 
@@ -116,7 +116,7 @@ def read_run(folder: Path) -> Run | None:
             summary.get("wall_seconds"),
             monitor,
             mode,
-            dict(summary.get("best_metrics") or summary.get("last_metrics") or {}),
+            _numbers(summary.get("best_metrics") or summary.get("last_metrics")),
         )
     records = read_metrics(folder / "metrics.jsonl")
     validations = [r for r in records if monitor in r]
@@ -130,7 +130,7 @@ def read_run(folder: Path) -> Run | None:
         last.get("time"),
         monitor,
         mode,
-        {k: v for k, v in best.items() if k.startswith("val/")},
+        _numbers({k: v for k, v in best.items() if k.startswith("val/")}),
     )
 
 
@@ -141,6 +141,20 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None
+
+
+def _numbers(metrics: Any) -> dict[str, float]:
+    """The numeric metrics of a record ("nan" and "inf" as metrics.jsonl writes them; a damaged file may
+    hold anything else)."""
+    if not isinstance(metrics, dict):
+        return {}
+    numbers = {}
+    for key, value in metrics.items():
+        if isinstance(value, str) and value.lower().lstrip("+-") in ("nan", "inf"):
+            value = float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            numbers[str(key)] = value
+    return numbers
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -157,6 +171,7 @@ def order_runs(runs: list[Run], sort: str | None) -> list[Run]:
     if sort is None:
         monitors = {(run.monitor, run.mode) for run in runs}
         if len(monitors) != 1:
+            log.info("Not sorted: the runs monitor different metrics. Order them with --sort KEY.")
             return runs
         key, mode = monitors.pop()
         return sorted(runs, key=lambda run: _ordering(run.value(key), mode))
@@ -169,13 +184,17 @@ def order_runs(runs: list[Run], sort: str | None) -> list[Run]:
             f"`--sort {next(iter(runs[0].metrics), 'val/loss')}`, a config key such as "
             "`--sort optimizer.lr`, or steps/time; prefix '-' for descending."
         )
-    present = [run for run in runs if run.value(key) is not None]
-    missing = [run for run in runs if run.value(key) is None]
+    present = [run for run in runs if not _is_missing(run.value(key))]
+    missing = [run for run in runs if _is_missing(run.value(key))]
     try:
         present.sort(key=lambda run: run.value(key), reverse=descending)
     except TypeError:  # numbers and text under one key: compare as text
         present.sort(key=lambda run: str(run.value(key)), reverse=descending)
     return present + missing
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _ordering(value: Any, mode: str) -> tuple[int, float]:
@@ -192,8 +211,8 @@ def differing_settings(runs: list[Run]) -> list[str]:
 
 
 def print_comparison(runs: list[Run], total: int) -> None:
-    """One table: runs as columns while a terminal has room for them (up to COLUMN_RUNS), else as rows;
-    each run is headed by a short label, and a legend below gives its folder."""
+    """Tables with a run per column and a setting or metric per row, as many runs each as fit the
+    terminal; a legend below gives each run's folder."""
     from rich.table import Table
 
     from dlx.console import console
@@ -209,20 +228,20 @@ def print_comparison(runs: list[Run], total: int) -> None:
     ]
     labels = run_labels(runs)
     title = f"dlx compare: {total} run{'s' if total != 1 else ''}"
-    table = Table(title=title, header_style="bold")
-    if len(runs) <= COLUMN_RUNS:
-        table.add_column("")
-        for label in labels:
-            table.add_column(label, justify="right", overflow="fold")
+    key_width = min(max(len(name) for name, _ in fields), MAX_KEY_WIDTH)
+    cell_width = min(max(len(text) for text in [*labels, *(v for _, values in fields for v in values)]), 24)
+    per_table = max(1, (console.width - key_width - 4) // (cell_width + 3))
+    for first in range(0, len(runs), per_table):
+        shown = range(first, min(first + per_table, len(runs)))
+        if len(runs) > per_table:
+            title = f"dlx compare: runs {first + 1}-{shown[-1] + 1} of {total}"
+        table = Table(title=title, header_style="bold")
+        table.add_column("", no_wrap=True, min_width=key_width)
+        for index in shown:
+            table.add_column(labels[index], justify="right", overflow="fold")
         for name, values in fields:
-            table.add_row(name, *values, style="cyan" if name in setting_keys else None)
-    else:
-        table.add_column("run", no_wrap=True, min_width=max(len(label) for label in labels))
-        for name, _ in fields:
-            table.add_column(name, justify="right", style="cyan" if name in setting_keys else None)
-        for index, label in enumerate(labels):
-            table.add_row(label, *[values[index] for _, values in fields])
-    console.print(table)
+            table.add_row(name, *[values[i] for i in shown], style="cyan" if name in setting_keys else None)
+        console.print(table)
     for label, run in zip(labels, runs, strict=True):
         console.print(f"  {label}: {_run_name(run.folder)}", markup=False, soft_wrap=True)
     if len(runs) < total:

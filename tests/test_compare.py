@@ -16,8 +16,8 @@ from tests.helpers import train_run
 runner = CliRunner()
 
 
-def invoke(*args: str):
-    return runner.invoke(app, ["compare", *args], terminal_width=200)
+def invoke(*args: str, width: int = 200):
+    return runner.invoke(app, ["compare", *args], terminal_width=width)
 
 
 def write_run(folder: Path, config: dict, validations: list[dict], summary: dict | None = None) -> Path:
@@ -124,3 +124,39 @@ def test_compare_imports_neither_torch_nor_omegaconf():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_nan_and_missing_values_sort_last_either_way():
+    write_run(Path("runs/good"), config(0.1), [], finished(0.9))
+    write_run(Path("runs/diverged"), config(0.2), [], finished(float("nan")))
+    write_run(Path("runs/bad"), config(0.3), [], finished(0.5))
+    write_run(Path("runs/none"), config(0.4), [], {"stop_reason": "max_epochs", "best_metrics": {}})
+    for sort, order in [("val/acc", ["bad", "good"]), ("-val/acc", ["good", "bad"])]:
+        names = [run.folder.name for run in compare_runs([Path("runs")], sort=sort)]
+        assert names[:2] == order and set(names[2:]) == {"diverged", "none"}
+
+
+def test_damaged_files_are_read_as_far_as_they_go():
+    garbled = write_run(Path("runs/garbled"), config(0.1), [{"val/acc": 0.4}])
+    with (garbled / "metrics.jsonl").open("ab") as handle:
+        handle.write(b'{"step": 3, "val/acc": 0.\xff\xfe}\n5\n')
+    write_run(Path("runs/odd"), config(0.2), [], {"stop_reason": "max_epochs", "best_metrics": [1, 2]})
+    runs = {run.folder.name: run for run in compare_runs([Path("runs")])}
+    assert runs["garbled"].metrics == {"val/acc": 0.4} and runs["odd"].metrics == {}
+
+
+def test_runs_monitoring_different_metrics_are_left_unsorted_with_a_note(caplog):
+    write_run(Path("runs/b"), config(0.1, mode="max"), [], finished(0.9))
+    write_run(Path("runs/a"), {"trainer": {"monitor": "val/loss"}}, [], finished(0.5))
+    caplog.set_level("INFO", logger="dlx")
+    assert [run.folder.name for run in compare_runs([Path("runs")])] == ["a", "b"]
+    assert "Not sorted: the runs monitor different metrics" in caplog.text
+
+
+def test_many_runs_are_shown_in_as_many_tables_as_an_80_column_terminal_needs():
+    for index in range(9):
+        write_run(Path(f"runs/trial-{index:03d}"), config(index / 10), [], finished(index / 10))
+    output = invoke("runs", width=80).output
+    assert "dlx compare: runs 1-" in output and "of 9" in output
+    assert max(len(line) for line in output.splitlines()) <= 80
+    assert "trial-008" in output and "…" not in output

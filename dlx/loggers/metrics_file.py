@@ -64,11 +64,13 @@ class MetricsFile:
 
 def _parse_lines(path: Path) -> list[dict[str, Any]]:
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut short by a crash
+            continue  # a line cut short (or garbled) by a crash
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 
