@@ -16,6 +16,13 @@ from dlx.errors import DlxError
 IMAGE_MODES = {1: "L", 3: "RGB"}
 
 
+# What `dlx export` writes besides ONNX, with the loader that reads it: dlx predict does not.
+OTHER_EXPORTS = {
+    ".pt2": ("torch.export", "torch.export.load"),
+    ".torchscript.pt": ("TorchScript", "torch.jit.load"),
+}
+
+
 @dataclass
 class Prediction:
     input: str
@@ -33,6 +40,13 @@ def predict(
         raise DlxError(
             f"--top-k and --limit must be at least 1, got {top_k} and {limit}. Type e.g. `--top-k 3`."
         )
+    for suffix, (kind, loader) in OTHER_EXPORTS.items():
+        if source.name.endswith(suffix):
+            raise DlxError(
+                f"{source} is a {kind} file; dlx predict reads an ONNX file (`dlx export onnx CKPT`) or a "
+                f"checkpoint (.ckpt). Give the checkpoint it was exported from, or load it with {loader} "
+                "in your own code."
+            )
     overrides = [argument for argument in arguments if "=" in argument or argument.startswith("~")]
     images = [Path(argument) for argument in arguments if argument not in overrides]
     if source.suffix.lower() == ".onnx":

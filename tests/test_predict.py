@@ -169,6 +169,8 @@ BAD_INPUT = [
     (lambda onnx_file, png, tmp: [str(onnx_file), png, "--top-k", "0"], "must be at least 1"),
     (lambda onnx_file, png, tmp: [str(tmp / "missing.ckpt"), png], "does not exist"),
     (lambda onnx_file, png, tmp: [_broken_file(tmp, "broken.ckpt"), png], "is unreadable"),
+    (lambda onnx_file, png, tmp: [_broken_file(tmp, "model.torchscript.pt"), png], "is a TorchScript file"),
+    (lambda onnx_file, png, tmp: [_broken_file(tmp, "model.pt2"), png], "is a torch.export file"),
 ]
 BAD_INPUT_IDS = [
     "missing onnx",
@@ -183,6 +185,8 @@ BAD_INPUT_IDS = [
     "top-k 0",
     "missing checkpoint",
     "corrupt checkpoint",
+    "torchscript file",
+    "pt2 file",
 ]
 
 
