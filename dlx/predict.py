@@ -175,11 +175,11 @@ def _read_image(path: Path, shape: list[int], raw_max: float) -> tuple[Any, list
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, dtype=np.float32)
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    if pixels.max() > raw_max * 1.001:
-        notes.append(
-            f"pixel values reach {pixels.max():g} but the training images ran 0..{raw_max:g}: "
-            "this image is brighter than anything the model saw"
-        )
+    if raw_max < 255 and pixels.max() > raw_max * 1.001:
+        # The image (8-bit after the conversion above) uses 0..255 for what the training images put in
+        # 0..raw_max (digits: 0..16); one that stays within 0..raw_max was saved in that range.
+        notes.append(f"scaled 8-bit values 0..255 to the training images' 0..{raw_max:g}")
+        pixels = pixels * np.float32(raw_max / 255)
     return pixels, notes
 
 

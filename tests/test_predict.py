@@ -113,11 +113,15 @@ def test_an_image_of_another_size_is_resized_with_a_note(onnx_file, first_val_di
     assert "note: " in result.output and "resized 16x16 to 8x8" in " ".join(result.output.split())
 
 
-def test_an_image_brighter_than_the_training_data_gets_a_note(onnx_file, first_val_digit, tmp_path):
-    bright = tmp_path / "bright.png"
-    Image.fromarray(first_val_digit * 15, mode="L").save(bright)
-    [prediction] = predict(onnx_file, [str(bright)])
-    assert any("brighter than anything the model saw" in note for note in prediction.notes)
+def test_an_ordinary_8_bit_image_is_scaled_to_the_training_range(onnx_file, first_val_digit, tmp_path):
+    # Digits' pixels run 0..16; the same picture as a usual PNG runs 0..255 (16 -> 255).
+    eight_bit, raw = tmp_path / "eight_bit.png", tmp_path / "raw.png"
+    Image.fromarray(first_val_digit, mode="L").save(raw)
+    Image.fromarray((first_val_digit.astype(np.float32) * 255 / 16).round().astype(np.uint8)).save(eight_bit)
+    [as_trained, scaled] = predict(onnx_file, [str(raw), str(eight_bit)], top_k=10)
+    assert scaled.notes == ["scaled 8-bit values 0..255 to the training images' 0..16"]
+    assert as_trained.notes == []
+    assert _probabilities(scaled) == pytest.approx(_probabilities(as_trained), abs=0.02)
 
 
 def test_checkpoint_predict_on_a_data_split_shows_the_true_labels(checkpoint):
