@@ -116,6 +116,7 @@ def fit_config(
         (run_folder / "config.yaml").write_text(config_yaml, encoding="utf-8")
         handler = attach_train_log(run_folder)
         resumed_step = checkpoint["progress"]["global_step"] if checkpoint else None
+        seconds_before = checkpoint["progress"]["elapsed_seconds"] if checkpoint else 0.0
         logger = RunLogger(
             MetricsFile(run_folder / "metrics.jsonl", resume_after_step=resumed_step),
             WandbRun(
@@ -125,6 +126,7 @@ def fit_config(
                 checkpoint.get("wandb_run_id") if checkpoint else None,
                 wandb_worker,
             ),
+            seconds_before,
         )
         log.info("Run folder: %s", run_folder)
     exit_code = 1

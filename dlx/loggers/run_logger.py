@@ -10,10 +10,15 @@ from dlx.loggers.wandb_run import WandbRun
 
 
 class RunLogger:
-    def __init__(self, metrics_file: MetricsFile | None = None, wandb_run: WandbRun | None = None):
+    def __init__(
+        self,
+        metrics_file: MetricsFile | None = None,
+        wandb_run: WandbRun | None = None,
+        seconds_before: float = 0.0,
+    ):
         self.metrics_file = metrics_file
         self.wandb_run = wandb_run
-        self.started = time.time()
+        self.started = time.time() - seconds_before  # a resumed run's "time" goes on from its checkpoint
 
     @property
     def wandb_run_id(self) -> str | None:

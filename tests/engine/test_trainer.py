@@ -306,6 +306,19 @@ def test_an_interrupt_on_an_epochs_last_step_still_validates_that_epoch(monkeypa
     assert [r["step"] for r in _records(only_run_folder()) if "val/loss" in r] == [20]
 
 
+def test_a_resumed_runs_metrics_time_goes_on_from_its_checkpoint(monkeypatch):
+    from dlx.train import train
+
+    _interrupt_at_step(monkeypatch, 25)
+    train_run("trainer.max_epochs=3", "trainer.log_every_n_steps=5")
+    monkeypatch.setattr(ClassificationTask, "training_step", ORIGINAL_TRAINING_STEP)
+    folder = only_run_folder()
+    before = _records(folder)[-1]["time"]
+    train([], resume=folder)
+    times = [record["time"] for record in _records(folder)]
+    assert times == sorted(times) and times[-1] > before
+
+
 def test_resuming_a_run_that_reached_max_steps_trains_no_further_step():
     from dlx.train import train
 
