@@ -7,6 +7,7 @@ characters at random offsets, drawn with one gather; evaluation walks every non-
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import torch
 from dlx.data.base import SPLITS, DataMetadata, DataModule, batch_seed
 from dlx.data.text_files import read_text
 from dlx.errors import DlxError
+
+log = logging.getLogger("dlx")
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -114,6 +117,7 @@ class CharLMData(DataModule):
             )
         self.path, self.block_size, self.encoding = Path(path).expanduser(), block_size, encoding
         self.batches_per_epoch, self.val_fraction = batches_per_epoch, val_fraction
+        self.said_test_is_val = False
         self.vocabulary: list[str] | None = None  # learnt from the file, or restored from a checkpoint
         self.char_ids: dict[str, int] = {}
         self.tokens: dict[str, torch.Tensor] = {}  # the text of each split as one tensor of ids
@@ -212,6 +216,13 @@ class CharLMData(DataModule):
                 f"Unknown data split '{split}'. Use one of: {', '.join(SPLITS)} (e.g. `data.split=val`)."
             )
         self.setup()
+        if split == "test" and not self.said_test_is_val:
+            self.said_test_is_val = True
+            log.info(
+                "data=char_lm has no test split of its own: 'test' is the val split, the last %g%% of %s.",
+                100 * self.val_fraction,
+                self.path,
+            )
         training = split == "train"
         batch_size = self.batch_size if training else self.eval_batch_size
         if training if shuffle is None else shuffle:

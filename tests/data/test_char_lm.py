@@ -52,7 +52,8 @@ def test_batches_depend_only_on_seed_epoch_and_batch_and_resume_from_start_batch
     assert not torch.equal(first[0], other[0])
 
 
-def test_validation_walks_every_block_of_the_split_in_order(text_path):
+def test_validation_walks_every_block_of_the_split_in_order(text_path, caplog):
+    caplog.set_level("INFO", logger="dlx")
     data = CharLMData(path=str(text_path), block_size=8, eval_batch_size=3).setup()
     val = data.tokens["val"]
     inputs = torch.cat([x for x, _ in data.loader("val")])
@@ -63,7 +64,8 @@ def test_validation_walks_every_block_of_the_split_in_order(text_path):
     assert torch.equal(targets.flatten(), val[1 : covered + 1].long())
     assert len(data.loader("val")) == -(-len(inputs) // 3)
     test_inputs = torch.cat([x for x, _ in data.loader("test")])
-    assert torch.equal(test_inputs, inputs)  # val also serves as test
+    assert torch.equal(test_inputs, inputs)  # val also serves as test, and the user is told so
+    assert "'test' is the val split, the last 10% of" in caplog.text
 
 
 def test_unshuffled_train_loader_gives_the_same_first_batches_for_overfitting(text_path):
