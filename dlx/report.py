@@ -29,8 +29,8 @@ def print_training_summary(summary: dict[str, Any], run_folder: Path | None) -> 
     from rich.table import Table
 
     table = Table(title="dlx train: summary", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", overflow="fold")  # the run folder whole, on two lines if need be
     table.add_row("stopped by", str(summary["stop_reason"]))
     table.add_row("epochs / steps", f"{summary['epochs']} / {summary['steps']}")
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
