@@ -94,11 +94,13 @@ def _explain_unknown_key(key: str, overrides: list[str], extra_dirs: list[Path])
     nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
     if not nearest:
         return None
+    from dlx.config.validate import COMPONENT_GROUPS
+
     meant = f"{parent}.{nearest[0]}" if parent else nearest[0]
-    return (
-        f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`. (To add a key the config "
-        f"does not have, e.g. an argument of your own class, prefix it with `+`: `+{key}={value}`.)"
-    )
+    message = f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`."
+    if key.split(".")[0] in COMPONENT_GROUPS:  # trainer, logger and the top level take no new keys
+        message += f" (An argument of your own class that the config lacks goes in with `+{key}={value}`.)"
+    return message
 
 
 def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:

@@ -53,7 +53,8 @@ def test_override_grammar():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["trainer.max_epoch=3"], r"Did you mean 'trainer.max_epochs'\? Type `trainer.max_epochs=3`"),
+        (["trainer.max_epoch=3"], r"Did you mean 'trainer.max_epochs'\? Type `trainer.max_epochs=3`.$"),
+        (["optimizer.lrr=0.1"], r"Did you mean 'optimizer.lr'\?.* goes in with `\+optimizer.lrr=0.1`"),
         (["model.widht=3"], r"Could not override 'model.widht'.*prefix it with `\+`"),
         (["model=cnnn"], "Did you mean 'cnn'"),
         (["recipe=mnist"], "Available:"),
