@@ -100,7 +100,7 @@ class Trainer:
         cfg = self.config
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         self.task, self.data, self.checkpoint = task, data, checkpoint
-        if modes := task.metric_modes():  # else checked at the first validation
+        if modes := task.declared_metric_modes():  # else checked at the first validation
             check_monitor(self.monitor, self.mode, {f"val/{key}": better for key, better in modes.items()})
         self.data_name = type(data).__name__
         data.setup()

@@ -54,8 +54,17 @@ class Task(nn.Module):
     def metric_modes(self) -> dict[str, str]:
         """The metrics ``compute_metrics`` reports, each with "min" or "max" (which is better), so that
         ``trainer.monitor`` and ``trainer.mode`` are checked before training; empty: checked at the
-        first validation instead."""
+        first validation instead. Override it beside ``compute_metrics``."""
         return {}
+
+    def declared_metric_modes(self) -> dict[str, str]:
+        """``metric_modes()`` if it describes this task's ``compute_metrics``: a subclass that overrides
+        only ``compute_metrics`` (to add a metric) may report more than its parent declared."""
+
+        def owner(name: str) -> type:
+            return next(cls for cls in type(self).__mro__ if name in vars(cls))
+
+        return self.metric_modes() if owner("metric_modes") is owner("compute_metrics") else {}
 
     def save_report(self, folder: Path, class_names: list[str] | None = None) -> dict[str, Any]:
         """Write evaluation artefacts (plots) into ``folder`` after ``dlx eval``; return extra results."""
