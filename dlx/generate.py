@@ -23,7 +23,18 @@ from dlx.errors import DlxError
 
 log = logging.getLogger("dlx")
 
-LANGUAGE_MODELING_TASKS = ("language_modeling", "dlx.tasks.language_modeling.LanguageModelingTask")
+
+def is_language_model(cfg: Any) -> bool:
+    """Whether the run's task is LanguageModelingTask or a subclass, by registry name or ``_target_``."""
+    from dlx.registry import import_object, registry_for_group
+    from dlx.tasks.language_modeling import LanguageModelingTask
+
+    target, name = cfg.task.get("_target_"), cfg.task.get("name")
+    try:
+        task = import_object(str(target)) if target else registry_for_group("task").get(str(name))
+    except DlxError:
+        return False
+    return isinstance(task, type) and issubclass(task, LanguageModelingTask)
 
 
 def check_sampling_options(
@@ -92,8 +103,8 @@ def load_language_model(path: Path, device: torch.device, trust_checkpoint: bool
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = OmegaConf.create(checkpoint["config"])
-    task = cfg.task.get("name") or cfg.task.get("_target_")
-    if task not in LANGUAGE_MODELING_TASKS:
+    task = cfg.task.get("_target_") or cfg.task.get("name")
+    if not is_language_model(cfg):
         raise DlxError(
             f"{path} is not a language model: it was trained with task={task} "
             f"(model={cfg.model.get('name')}, data={cfg.data.get('name')}). `dlx generate` samples text from "

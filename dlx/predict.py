@@ -85,15 +85,15 @@ def _predict_with_checkpoint(
 
     from dlx.export.onnx_runtime import decode_metadata
     from dlx.export.signature import deployment_metadata
-    from dlx.generate import LANGUAGE_MODELING_TASKS
+    from dlx.generate import is_language_model
     from dlx.restore import restore_run
 
     def refuse_language_models(cfg: Any) -> None:
-        task = cfg.task.get("name") or cfg.task.get("_target_")
-        if task in LANGUAGE_MODELING_TASKS:
+        if is_language_model(cfg):
             raise DlxError(
-                f"{path} is a language model (task={task}): its outputs are next-token scores, not "
-                f"predictions for a sample. Sample text from it with `dlx generate {path} --prompt 'ROMEO:'`."
+                f"{path} is a language model (task={cfg.task.get('name')}): its outputs are next-token "
+                "scores, not predictions for a sample. Sample text from it with "
+                f"`dlx generate {path} --prompt 'ROMEO:'`."
             )
 
     run = restore_run(path, overrides, trust_checkpoint, check_config=refuse_language_models)

@@ -127,3 +127,24 @@ def test_predict_on_a_language_model_points_to_generate(language_model):
     result = CliRunner().invoke(app, ["predict", str(language_model), "--limit", "1"])
     assert result.exit_code == 2, result.output
     assert "is a language model" in result.output and "dlx generate" in result.output
+
+
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        ({"name": "language_modeling"}, True),
+        # a user's option file with only `_target_` is named after the class by validation
+        (
+            {"_target_": "dlx.tasks.language_modeling.LanguageModelingTask", "name": "languagemodelingtask"},
+            True,
+        ),
+        ({"name": "classification"}, False),
+        ({"_target_": "dlx.tasks.regression.RegressionTask"}, False),
+    ],
+)
+def test_a_language_model_is_recognised_by_its_class(task, expected):
+    from omegaconf import OmegaConf
+
+    from dlx.generate import is_language_model
+
+    assert is_language_model(OmegaConf.create({"task": task})) is expected

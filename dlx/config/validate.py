@@ -151,9 +151,9 @@ def _check_component(group: str, section: DictConfig) -> None:
     target = section.get("_target_")
     if target is not None:
         signature = signature_of(import_object(str(target)))
-        if "name" in section:
+        if "name" in section and str(section.name) != _target_name(target):  # not named after it already
             _drop_settings_of_replaced_entry(group, section, signature)
-        else:  # a config file of the user's own with only `_target_:`
+        elif "name" not in section:  # a config file of the user's own with only `_target_:`
             with open_dict(section):
                 section.name = _target_name(target)
     elif "name" in section:
