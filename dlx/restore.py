@@ -48,14 +48,17 @@ SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "val_size")
 
 
 def refuse_new_split(trained: DictConfig, cfg: DictConfig) -> None:
+    """A run keeps the train/val/test cut it was trained with (eval, export, predict and --resume)."""
     for key in SPLIT_KEYS:
         if trained.data.get(key) != cfg.data.get(key):
+            new_file = " or a labelled file of new rows (`data.test=...`)" if "test" in cfg.data else ""
+            hold_out = next((k for k in ("test_fraction", "val_fraction", "val_size") if k in cfg.data), None)
+            retrain = f" To hold out other rows, train a new run (`dlx train ... data.{hold_out}=...`)."
             raise DlxError(
-                f"`data.{key}={cfg.data.get(key)}` would cut the data into other train/val/test splits than "
-                f"the run was trained on ({key}={trained.data.get(key)}), so the rows measured could include "
-                "rows the model trained on. Measure the splits it has (`data.split=val`, or test if the run "
-                "held one out), give a labelled file of new rows (`data.test=...`), or train a run that "
-                f"holds rows out (`dlx train ... data.{key}=...`)."
+                f"`data.{key}={cfg.data.get(key)}` would cut the data into other splits than the run was "
+                f"trained with ({key}={trained.data.get(key)}), so rows the model trained on could land in "
+                f"the split measured. Use the splits it has (`data.split=val`, or test if it held one out)"
+                f"{new_file}.{retrain if hold_out else ''}"
             )
 
 

@@ -21,7 +21,7 @@ def load_run_for_resume(
 ) -> tuple[DictConfig, dict[str, Any]]:
     from dlx.build import apply_overrides, refuse_group_swaps
     from dlx.engine.checkpoint import load_checkpoint
-    from dlx.restore import refuse_untrusted_targets
+    from dlx.restore import refuse_new_split, refuse_untrusted_targets
 
     checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
     if not run_folder.is_dir() or not checkpoint_path.exists():
@@ -37,6 +37,7 @@ def load_run_for_resume(
     checkpoint = load_checkpoint(checkpoint_path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
+    refuse_new_split(OmegaConf.create(checkpoint["config"]), cfg)  # val would hold rows trained on
     return cfg, checkpoint
 
 

@@ -111,10 +111,8 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
             "would swap a whole config group",
         ),
         (["eval", str(trained_checkpoint), "data=spirals"], "Change single values instead (e.g. `data.split"),
-        (
-            ["eval", str(trained_checkpoint), "data.split=test", "data.split_seed=5"],
-            "other train/val/test splits",
-        ),
+        (["eval", str(trained_checkpoint), "data.split=test", "data.split_seed=5"], "into other splits"),
+        (["train", "--resume", str(trained_checkpoint.parents[1]), "data.val_fraction=0.3"], "other splits"),
         (["export", "onnx", str(trained_checkpoint), "+model=cnn"], "would swap a whole config group"),
     ]
     for arguments, message in cases:
