@@ -31,6 +31,16 @@ EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 _debug = {"on": bool(os.environ.get("DLX_DEBUG"))}
 
 
+def _enable_debug(value: bool) -> bool:
+    if value:
+        _debug["on"] = True
+    return value
+
+
+# Every command takes --debug too, so that it works after the command name as well as before.
+DEBUG = typer.Option(False, "--debug", help="Show full tracebacks.", callback=_enable_debug)
+
+
 def _run(action: Callable[[], Any]) -> Any:
     """Run a command; a user mistake becomes one paragraph and exit code 2, no traceback."""
     from dlx.console import setup_logging
@@ -51,22 +61,16 @@ def _run(action: Callable[[], Any]) -> Any:
 
 
 def _overrides(command: str, overrides: list[str] | None) -> list[str]:
-    """The trailing Hydra overrides. An option Typer did not know lands here too: --debug is taken
-    wherever it stands, anything else is explained."""
+    """The trailing Hydra overrides; an option Typer did not know lands here too, and is explained."""
     from dlx.errors import DlxError
 
-    kept = []
     for token in overrides or []:
-        if token == "--debug":
-            _debug["on"] = True
-        elif token.startswith("-"):
+        if token.startswith("-"):
             raise DlxError(
                 f"`dlx {command}` has no option {token}. `dlx {command} --help` lists its options; "
                 "overrides look like `key=value`."
             )
-        else:
-            kept.append(token)
-    return kept
+    return list(overrides or [])
 
 
 @app.callback()
@@ -94,6 +98,7 @@ def train(
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="With --resume: allow _target_ classes outside dlx in its config."
     ),
+    debug: bool = DEBUG,
 ) -> None:
     """Train a model: compose the config, build everything from the registries, run the trainer."""
     from dlx.train import train as train_run
@@ -120,6 +125,7 @@ def evaluate(
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
     ),
+    debug: bool = DEBUG,
 ) -> None:
     """Evaluate a checkpoint on a data split; writes eval.json (and a confusion matrix) in its run folder."""
     from dlx.evaluate import evaluate_checkpoint
@@ -149,6 +155,7 @@ def export(
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
     ),
+    debug: bool = DEBUG,
 ) -> None:
     """Export a checkpoint to ONNX, TorchScript or torch.export (.pt2), then check that the file computes
     what the PyTorch model computes (max difference, argmax agreement, latency); exit 1 if it does not."""
@@ -188,12 +195,13 @@ def predict(
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
     ),
+    debug: bool = DEBUG,
 ) -> None:
     """Classify images (or samples of a data split) with an exported ONNX file or a checkpoint; an ONNX file
     carries its own preprocessing and classes, and runs with onnxruntime alone."""
     from dlx.predict import predict as predict_inputs
 
-    _run(lambda: predict_inputs(source, inputs or [], top_k, limit, trust_checkpoint))
+    _run(lambda: predict_inputs(source, _overrides("predict", inputs), top_k, limit, trust_checkpoint))
 
 
 @app.command(
@@ -217,6 +225,7 @@ def generate(
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
     ),
+    debug: bool = DEBUG,
 ) -> None:
     """Sample text from a language model checkpoint, printed token by token as it is sampled."""
     from dlx.console import console
@@ -237,6 +246,7 @@ def generate(
 def list_components(
     what: str = typer.Argument("all", help="models, data, tasks, optimizers, schedulers, recipes or all"),
     config_dirs: list[Path] = CONFIG_DIRS,
+    debug: bool = DEBUG,
 ) -> None:
     """List what can be named in a config: registry entries and recipes."""
     from dlx.listing import print_listing
@@ -256,6 +266,7 @@ def show_config(
     overrides: list[str] = OVERRIDES,
     config_dirs: list[Path] = CONFIG_DIRS,
     as_yaml: bool = typer.Option(False, "--yaml", help="Print plain YAML instead of a tree."),
+    debug: bool = DEBUG,
 ) -> None:
     """Show the resolved config as a tree, after validating it (nothing is trained)."""
     from dlx.listing import print_config
@@ -282,6 +293,7 @@ def compare(
         "metric, best first).",
     ),
     limit: int = typer.Option(None, "--limit", min=1, help="Show only the first N runs."),
+    debug: bool = DEBUG,
 ) -> None:
     """Compare runs side by side: how each ended, its best validation metrics, and the config values that
     differ between them."""
@@ -324,6 +336,7 @@ def sweep(
     ),
     storage: str = typer.Option(None, "--storage", help="A database URL shared by several machines."),
     config_dirs: list[Path] = CONFIG_DIRS,
+    debug: bool = DEBUG,
 ) -> None:
     """Sweep hyperparameters: a grid, or an Optuna search with pruning; `dlx sweep show DIR` reports one."""
     from dlx.sweep.command import run_sweep, show_sweep

@@ -73,6 +73,7 @@ ERRORS = [
     (["train", "seed=abc"], "seed='abc' has the wrong type"),
     (["train", "--epochs", "3"], "`dlx train` has no option --epochs. `dlx train --help` lists its options"),
     (["config", "-x"], "`dlx config` has no option -x"),
+    (["predict", "missing.ckpt", "data.split=test", "--topk", "3"], "`dlx predict` has no option --topk"),
 ]
 
 
@@ -91,11 +92,18 @@ def test_a_refused_setting_leaves_no_run_folder(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "arguments", [["--debug", "train", "model=cnnn"], ["train", "--debug", "model=cnnn"]]
+    "arguments, message",
+    [
+        (["--debug", "train", "model=cnnn"], "Did you mean 'cnn'"),
+        (["train", "--debug", "model=cnnn"], "Did you mean 'cnn'"),
+        (["eval", "--debug", "missing.ckpt"], "does not exist"),
+        (["predict", "missing.ckpt", "--debug"], "does not exist"),
+        (["ls", "--debug", "modells"], "Did you mean 'models'"),
+    ],
 )
-def test_debug_shows_the_traceback_before_or_after_the_command(arguments):
+def test_debug_shows_the_traceback_before_or_after_the_command(arguments, message):
     result = invoke(*arguments)
-    assert result.exit_code != 0 and "Did you mean 'cnn'" in str(result.exception)
+    assert result.exit_code != 0 and message in str(result.exception)
     assert "Error:" not in result.output
 
 
