@@ -236,7 +236,7 @@ def print_comparison(runs: list[Run], total: int) -> None:
         if len(runs) > per_table:
             title = f"dlx compare: runs {first + 1}-{shown[-1] + 1} of {total}"
         table = Table(title=title, header_style="bold")
-        table.add_column("", no_wrap=True, min_width=key_width)
+        table.add_column("", no_wrap=True, min_width=key_width, max_width=MAX_KEY_WIDTH, overflow="ellipsis")
         for index in shown:
             table.add_column(labels[index], justify="right", overflow="fold")
         for name, values in fields:

@@ -155,8 +155,10 @@ def test_runs_monitoring_different_metrics_are_left_unsorted_with_a_note(caplog)
 
 def test_many_runs_are_shown_in_as_many_tables_as_an_80_column_terminal_needs():
     for index in range(9):
-        write_run(Path(f"runs/trial-{index:03d}"), config(index / 10), [], finished(index / 10))
+        settings = config(index / 10, checkpoint_every_n_steps=index)  # a 32-character key
+        write_run(Path(f"runs/trial-{index:03d}"), settings, [], finished(index / 10))
     output = invoke("runs", width=80).output
     assert "dlx compare: runs 1-" in output and "of 9" in output
     assert max(len(line) for line in output.splitlines()) <= 80
-    assert "trial-008" in output and "…" not in output
+    assert "trial-008" in output and "0.8" in output and "max_epochs" in output
+    assert "trainer.checkpoint_every_n_…" in output, "a long key is cut, not the runs' values"

@@ -111,6 +111,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"({next(g for g in blocked.groups() if g)}) that would run code when loaded. dlx "
             "checkpoints never need that; only load files you trust with torch.load yourself."
         ) from error
+    except MemoryError:
+        raise
     except Exception as error:  # a file torch.load cannot read fails in many ways (a text file: KeyError)
         raise DlxError(
             f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "

@@ -52,7 +52,8 @@ def output_path(out: Path | None, checkpoint: Path, export_format: str, int8: bo
     name = f"model{'.int8' if int8 else ''}{SUFFIXES[export_format]}"
     if out is None:
         return (checkpoint.parent if checkpoint.is_file() else checkpoint / "checkpoints") / name
-    path = out / name if out.is_dir() else out
+    # A folder (one that does not exist yet: a name without a suffix) gets the default file name inside.
+    path = out / name if out.is_dir() or (not out.exists() and not out.suffix) else out
     if path.suffix == ".ckpt" or (path.exists() and path.resolve() == checkpoint.resolve()):
         raise DlxError(
             f"--out {out} would write over a checkpoint. Name the exported file, e.g. "

@@ -62,6 +62,11 @@ def test_out_naming_a_folder_writes_the_default_name_into_it(checkpoint_of, tmp_
     assert result.exit_code == 0, result.output
     assert (tmp_path / "model.torchscript.pt").is_file() and checkpoint.read_bytes() == before
 
+    new_folder = tmp_path / "deploy"  # not there yet, and no file suffix: a folder
+    result = invoke("export", "torchscript", str(checkpoint), "--out", str(new_folder), "--no-check")
+    assert result.exit_code == 0, result.output
+    assert (new_folder / "model.torchscript.pt").is_file()
+
 
 def _corrupt_checkpoint(tmp_path):
     path = tmp_path / "broken.ckpt"
