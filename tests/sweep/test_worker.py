@@ -31,22 +31,26 @@ def wait_for(condition, process, what: str, timeout: float = 300):
     return value
 
 
-def trials_of_running_sweep():
-    """(folder, trials) once the sweep has a finished trial and one mid-run, else None."""
-    folders = sweep_folders()
-    if not folders or not (folders[0] / "sweep.db").exists():
-        return None
-    try:
-        trials = study_trials(sqlite_url(folders[0]), folders[0].name)
-    except Exception:  # the study is still being created
-        return None
-    states = [t.state for t in trials]
-    return (folders[0], trials) if COMPLETE in states and RUNNING in states else None
+def sweep_trials_once(ready):
+    """A condition for wait_for: (folder, trials) once ``ready(states of the trials)``, else None."""
+
+    def condition():
+        folders = sweep_folders()
+        if not folders or not (folders[0] / "sweep.db").exists():
+            return None
+        try:
+            trials = study_trials(sqlite_url(folders[0]), folders[0].name)
+        except Exception:  # the study is still being created
+            return None
+        return (folders[0], trials) if ready([t.state for t in trials]) else None
+
+    return condition
 
 
 def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interrupted_one():
     process = start_sweep(*FAST, "optimizer.lr=0.001,0.002,0.003", "sweep.heartbeat_seconds=1")
-    folder, before = wait_for(trials_of_running_sweep, process, "a trial finished and the next started")
+    one_done_one_running = sweep_trials_once(lambda states: COMPLETE in states and RUNNING in states)
+    folder, before = wait_for(one_done_one_running, process, "a trial finished and the next started")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     finished = {t.user_attrs["slot"]: (t.number, t.datetime_complete) for t in before if t.state == COMPLETE}
@@ -70,25 +74,13 @@ def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interr
     assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished"] * 3
 
 
-def first_trial_running():
-    """(folder, trials) once the sweep's first trial is mid-run and none has finished, else None."""
-    folders = sweep_folders()
-    if not folders or not (folders[0] / "sweep.db").exists():
-        return None
-    try:
-        trials = study_trials(sqlite_url(folders[0]), folders[0].name)
-    except Exception:  # the study is still being created
-        return None
-    states = [t.state for t in trials]
-    return (folders[0], trials) if RUNNING in states and COMPLETE not in states else None
-
-
 def test_a_resumed_search_does_not_draw_the_interrupted_runs_points_again():
     # The interrupted trial is run again with its own point; a resume that sampled from the first run's
     # seed drew that very point once more for the next trial.
     search = ["optimizer.lr=interval(1e-4, 1e-2)", "--trials", "3", "sweep.heartbeat_seconds=1"]
     process = start_sweep(*FAST, *search)
-    folder, _ = wait_for(first_trial_running, process, "the first trial started")
+    first_running = sweep_trials_once(lambda states: RUNNING in states and COMPLETE not in states)
+    folder, _ = wait_for(first_running, process, "the first trial started")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
