@@ -17,6 +17,7 @@ from typing import Any
 
 from dlx.errors import DlxError, did_you_mean, first_line
 from dlx.loggers.metrics_file import read_metrics
+from dlx.report import format_value
 
 log = logging.getLogger("dlx")
 
@@ -221,10 +222,10 @@ def print_comparison(runs: list[Run], total: int) -> None:
     setting_keys = differing_settings(runs)
     fields = [
         ("status", [run.status for run in runs]),
-        ("steps", [_format(run.steps) for run in runs]),
+        ("steps", [format_value(run.steps) for run in runs]),
         ("time", [_duration(run.seconds) for run in runs]),
-        *[(key, [_format(run.metrics.get(key)) for run in runs]) for key in metric_keys],
-        *[(key, [_format(run.settings.get(key, "-")) for run in runs]) for key in setting_keys],
+        *[(key, [format_value(run.metrics.get(key)) for run in runs]) for key in metric_keys],
+        *[(key, [format_value(run.settings.get(key, "-")) for run in runs]) for key in setting_keys],
     ]
     labels = run_labels(runs)
     title = f"dlx compare: {total} run{'s' if total != 1 else ''}"
@@ -270,14 +271,6 @@ def _run_name(folder: Path) -> str:
         return str(folder.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(folder)
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _duration(seconds: float | None) -> str:

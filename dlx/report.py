@@ -8,7 +8,10 @@ from typing import Any
 from dlx.console import console
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A table cell: floats to 6 significant digits, a missing value as '-'."""
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -21,7 +24,7 @@ def print_metrics(title: str, metrics: dict[str, float]) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, _format(value))
+        table.add_row(key, format_value(value))
     console.print(table)
 
 
@@ -35,10 +38,10 @@ def print_training_summary(summary: dict[str, Any], run_folder: Path | None) -> 
     table.add_row("epochs / steps", f"{summary['epochs']} / {summary['steps']}")
     table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
     if summary.get("best_score") is not None:
-        table.add_row(f"best {summary['monitor']}", _format(summary["best_score"]))
+        table.add_row(f"best {summary['monitor']}", format_value(summary["best_score"]))
     for key, value in summary.get("best_metrics", {}).items():
         if key != summary["monitor"]:
-            table.add_row(f"{key} (at best)", _format(value))
+            table.add_row(f"{key} (at best)", format_value(value))
     if run_folder is not None:
         table.add_row("run folder", str(run_folder))
     console.print(table)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.console import console
+from dlx.report import format_value
 from dlx.sweep.study import SweepPlan
 
 STATE_NAMES = {"COMPLETE": "finished", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -115,9 +116,9 @@ def print_report(plan: SweepPlan, rows: list[TrialRow], reruns: int, folder: Pat
     table.add_column("time", justify="right")
     best = best_row(rows)
     for row in rows:
-        cells = [row.name, *(_format(row.params.get(p.name, "")) for p in plan.parameters)]
+        cells = [row.name, *(format_value(row.params.get(p.name, "")) for p in plan.parameters)]
         cells += [
-            _format(row.value) if row.value is not None else "-",
+            format_value(row.value),
             str(row.epochs) if row.epochs is not None else "-",
             row.state,
             f"{row.wall_seconds:.1f} s" if row.wall_seconds is not None else "-",
@@ -128,15 +129,11 @@ def print_report(plan: SweepPlan, rows: list[TrialRow], reruns: int, folder: Pat
         if row.error:
             console.print(f"{row.name} failed: {row.error[:300]}", markup=False, soft_wrap=True)
     if best is not None:
-        console.print(f"Best: {best.name}, {plan.monitor}={_format(best.value)}. Train it again with:")
+        console.print(f"Best: {best.name}, {plan.monitor}={format_value(best.value)}. Train it again with:")
         console.print(train_command(plan, best), markup=False, soft_wrap=True)
     console.print(
         f"Sweep folder: {folder} (summary.json, best.yaml, sweep.png)", markup=False, soft_wrap=True
     )
-
-
-def _format(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def write_report_files(
