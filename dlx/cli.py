@@ -37,8 +37,10 @@ def _enable_debug(value: bool) -> bool:
     return value
 
 
-# Every command takes --debug too, so that it works after the command name as well as before.
-DEBUG = typer.Option(False, "--debug", help="Show full tracebacks.", callback=_enable_debug)
+# dlx and every command take --debug, so that it works before and after the command's name.
+DEBUG = typer.Option(
+    False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1).", callback=_enable_debug
+)
 
 
 def _run(action: Callable[[], Any]) -> Any:
@@ -74,10 +76,8 @@ def _overrides(command: str, overrides: list[str] | None) -> list[str]:
 
 
 @app.callback()
-def _options(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (or set DLX_DEBUG=1)."),
-) -> None:
-    _debug["on"] = debug or bool(os.environ.get("DLX_DEBUG"))
+def _options(debug: bool = DEBUG) -> None:
+    _debug["on"] = debug or bool(os.environ.get("DLX_DEBUG"))  # each invocation starts afresh
 
 
 @app.command(
