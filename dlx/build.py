@@ -119,15 +119,6 @@ def untrusted_targets(cfg: Any, path: str = "") -> list[str]:
     return found
 
 
-def refuse_group_swaps(overrides: list[str], keeps: str, instead: str) -> None:
-    """A run rebuilt from its checkpoint keeps its pieces: ``data=spirals`` cannot apply to it."""
-    from dlx.config.validate import COMPONENT_GROUPS
-
-    for override in overrides:
-        if override.lstrip("+~").split("=", 1)[0] in (*COMPONENT_GROUPS, "trainer", "logger", "recipe"):
-            raise DlxError(f"`{override}` would swap a whole config group, but {keeps}. {instead}")
-
-
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """Apply Hydra-syntax overrides (``k=v``, ``+k=v``, ``++k=v``, ``~k``) to an existing config."""
     if not overrides:

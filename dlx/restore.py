@@ -43,6 +43,15 @@ def refuse_untrusted_targets(checkpoint: dict[str, Any], trust_checkpoint: bool)
         )
 
 
+def refuse_group_swaps(overrides: list[str], keeps: str, instead: str) -> None:
+    """A run rebuilt from its checkpoint keeps its pieces: ``data=spirals`` cannot apply to it."""
+    from dlx.config.validate import COMPONENT_GROUPS
+
+    for override in overrides:
+        if override.lstrip("+~").split("=", 1)[0] in (*COMPONENT_GROUPS, "trainer", "logger", "recipe"):
+            raise DlxError(f"`{override}` would swap a whole config group, but {keeps}. {instead}")
+
+
 # What cuts the training data into train/val/test: changed after training, "test" could hold training rows.
 SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "val_size")
 
@@ -69,7 +78,7 @@ def restore_run(
     check_config: Callable[[DictConfig], None] | None = None,
 ) -> RestoredRun:
     """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built."""
-    from dlx.build import apply_overrides, build_data, build_model, build_task, refuse_group_swaps
+    from dlx.build import apply_overrides, build_data, build_model, build_task
     from dlx.config.validate import validate_config
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
 

@@ -19,9 +19,9 @@ log = logging.getLogger("dlx")
 def load_run_for_resume(
     run_folder: Path, overrides: list[str], trust_checkpoint: bool = False
 ) -> tuple[DictConfig, dict[str, Any]]:
-    from dlx.build import apply_overrides, refuse_group_swaps
+    from dlx.build import apply_overrides
     from dlx.engine.checkpoint import load_checkpoint
-    from dlx.restore import refuse_new_split, refuse_untrusted_targets
+    from dlx.restore import refuse_group_swaps, refuse_new_split, refuse_untrusted_targets
 
     checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
     if not run_folder.is_dir() or not checkpoint_path.exists():
