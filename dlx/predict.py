@@ -16,13 +16,6 @@ from dlx.errors import DlxError
 IMAGE_MODES = {1: "L", 3: "RGB"}
 
 
-# What `dlx export` writes besides ONNX, with the loader that reads it: dlx predict does not.
-OTHER_EXPORTS = {
-    ".pt2": ("torch.export", "torch.export.load"),
-    ".torchscript.pt": ("TorchScript", "torch.jit.load"),
-}
-
-
 @dataclass
 class Prediction:
     input: str
@@ -40,12 +33,14 @@ def predict(
         raise DlxError(
             f"--top-k and --limit must be at least 1, got {top_k} and {limit}. Type e.g. `--top-k 3`."
         )
-    for suffix, (kind, loader) in OTHER_EXPORTS.items():
-        if source.name.endswith(suffix):
+    from dlx.export.command import RUNTIMES, SUFFIXES
+
+    for export_format in ("torchscript", "pt2"):  # what dlx export writes besides ONNX
+        if source.name.endswith(SUFFIXES[export_format]):
             raise DlxError(
-                f"{source} is a {kind} file; dlx predict reads an ONNX file (`dlx export onnx CKPT`) or a "
-                f"checkpoint (.ckpt). Give the checkpoint it was exported from, or load it with {loader} "
-                "in your own code."
+                f"{source} is a {RUNTIMES[export_format]} file; dlx predict reads an ONNX file "
+                "(`dlx export onnx CKPT`) or a checkpoint (.ckpt). Give the checkpoint it was exported "
+                f"from, or load the file with {RUNTIMES[export_format]} in your own code."
             )
     overrides = [argument for argument in arguments if "=" in argument or argument.startswith("~")]
     images = [Path(argument) for argument in arguments if argument not in overrides]
