@@ -26,6 +26,14 @@ PIXEL_MAX = 255.0
 OfficialSplits = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]
 
 
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in sorted(folders, key=lambda folder: len(folder.parts), reverse=True):  # deepest first
+        try:
+            folder.rmdir()  # only an empty folder; anything a download left in it stays
+        except OSError:
+            pass
+
+
 class TorchvisionImageData(DataModule):
     """Shared loading: official train split minus ``val_size`` held-out images, official test split.
 
@@ -136,9 +144,12 @@ class TorchvisionImageData(DataModule):
         missing = [path for path in self.expected_files() if not path.is_file()]
         if missing and not self.download:
             raise self.missing_files_error(missing)
+        folders = {folder for path in self.expected_files() for folder in path.absolute().parents}
+        new_folders = [folder for folder in folders if not folder.exists()]
         try:
             train_images, train_labels, test_images, test_labels, class_names = self.read_official_splits()
         except Exception as error:
+            _remove_if_empty(new_folders)  # a download that failed leaves no empty folders behind
             raise self.read_error(error) from error
         indices = held_out_split(len(train_images), self.val_size, self.split_seed)
         self.class_names = class_names

@@ -1,4 +1,5 @@
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,6 +200,29 @@ def test_cifar10_download_true_verifies_checksums_and_explains_offline_failure(t
         CIFAR10Data(root=str(tmp_path), download=True, val_size=0).setup()
     assert attempts == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
     assert "official checksums" in str(error.value) and "data.download=false" in str(error.value)
+
+
+@pytest.mark.parametrize("data_class", [MNISTData, CIFAR10Data])
+def test_a_failed_download_leaves_no_empty_folders(tmp_path, monkeypatch, data_class):
+    """torchvision makes data.root and its own folders before it downloads; a failure takes back only
+    the folders that were not there and are still empty."""
+    from urllib.error import URLError
+
+    import torchvision.datasets.cifar
+    import torchvision.datasets.mnist
+
+    def offline(url, download_root, *args, **kwargs):
+        Path(download_root).mkdir(parents=True, exist_ok=True)
+        raise URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    for root in (tmp_path / "path" / "to" / "data", tmp_path / "mine"):
+        with pytest.raises(DlxError, match="Could not get"):
+            data_class(root=str(root), download=True).setup()
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["mine", "notes.txt"]
 
 
 def test_missing_cifar10_files_name_the_folder(tmp_path):
