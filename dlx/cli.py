@@ -268,7 +268,7 @@ def show_config(
     as_yaml: bool = typer.Option(False, "--yaml", help="Print plain YAML instead of a tree."),
     debug: bool = DEBUG,
 ) -> None:
-    """Show the resolved config as a tree, after validating it (nothing is trained)."""
+    """Show the resolved config as a tree, its names and types checked (nothing is built or trained)."""
     from dlx.listing import print_config
 
     _run(lambda: print_config(_overrides("config", overrides), config_dirs or [], as_yaml))

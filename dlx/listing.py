@@ -77,6 +77,10 @@ def print_config(overrides: list[str], config_dirs: list[Path], as_yaml: bool) -
                         f"[bold]{key}[/]: {child!r}" if isinstance(child, str) else f"[bold]{key}[/]: {child}"
                     )
 
-    tree = Tree("[bold]config[/] (valid)")
+    tree = Tree("[bold]config[/] (names and types checked)")
     add(tree, resolved)
     console.print(tree)
+    console.print(  # ranges need the components (and torch): a one-batch run builds them all
+        "[dim]Values such as data.batch_size=0 are checked when a run builds its parts: add "
+        "`trainer.fast_dev_run=true` to `dlx train` to check everything on one batch.[/]"
+    )

@@ -110,7 +110,8 @@ def test_debug_shows_the_traceback_before_or_after_the_command(arguments, messag
 def test_config_prints_the_resolved_tree_without_training(tmp_path):
     result = invoke("config", "model=cnn", "data=cifar10")
     assert result.exit_code == 0, result.output
-    assert "(valid)" in result.output and "input_shape: [3, 32, 32]" in result.output
+    assert "(names and types checked)" in result.output and "input_shape: [3, 32, 32]" in result.output
+    assert "trainer.fast_dev_run=true" in result.output  # where the values are checked, since not here
     assert not (tmp_path / "outputs").exists()
 
 
