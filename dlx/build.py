@@ -71,6 +71,53 @@ def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
     return data
 
 
+# What to type for data whose targets are of each kind (DataMetadata.targets).
+TASK_FOR_TARGETS = {
+    "classes": "`task=classification`",
+    "next_tokens": "`task=language_modeling model=gpt`",
+    "values": "`task=regression`",
+}
+TARGET_WORDS = {"classes": "class labels", "next_tokens": "next-token targets", "values": "numeric targets"}
+DATA_FOR_TARGETS = {
+    "classes": "e.g. `data=digits`",
+    "next_tokens": "`data=char_lm`",
+    "values": "`data=tabular` with a numeric `data.target`",
+}
+
+
+def check_pieces_fit(cfg: DictConfig, targets: str) -> None:
+    """Refuse a task that cannot read the data's ``targets`` (a DataMetadata.targets kind), and a language
+    model without language-modelling data or the reverse, before the model is built: each would
+    otherwise fail in its first step with a bare PyTorch error."""
+    task_class, model_class = _builder("task", cfg.task), _builder("model", cfg.model)
+    task, data, model = cfg.task.get("name"), cfg.data.get("name"), cfg.model.get("name")
+    wanted = getattr(task_class, "reads_targets", None)
+    if wanted is not None and targets in TARGET_WORDS and wanted != targets:
+        raise DlxError(
+            f"task={task} trains on {TARGET_WORDS[wanted]}, but data={data} gives {TARGET_WORDS[targets]}. "
+            f"Type {TASK_FOR_TARGETS[targets]} for this data, or pick data that has {TARGET_WORDS[wanted]} "
+            f"({DATA_FOR_TARGETS[wanted]})."
+        )
+    built_in = getattr(model_class, "__module__", "").startswith("dlx.models")
+    language_model = getattr(model_class, "predicts_next_tokens", False)
+    if built_in and targets == "next_tokens" and not language_model:
+        raise DlxError(
+            f"model={model} gives one prediction per sample, but data={data} asks for one per position "
+            "(the next token). Type `model=gpt task=language_modeling`."
+        )
+    if built_in and language_model and targets != "next_tokens":
+        raise DlxError(
+            f"model={model} predicts the next token at every position: it trains on `data=char_lm "
+            f"task=language_modeling`. For data={data} ({TARGET_WORDS.get(targets, targets)}) pick a model "
+            "that gives one prediction per sample (see `dlx ls`: model=transformer or rnn for text)."
+        )
+
+
+def _builder(group: str, section: DictConfig) -> Any:
+    target = section.get("_target_")
+    return import_object(str(target)) if target else registry_for_group(group).get(str(section.name))
+
+
 def build_model(cfg: DictConfig):
     builder, arguments = _builder_and_arguments("model", cfg.model)
     return builder(**arguments)

@@ -80,7 +80,14 @@ def fit_config(
 ) -> dict[str, Any]:
     """Train the run a validated config describes, in ``run_folder`` (default: a new one under
     ``cfg.output_dir``); resume from ``checkpoint``. Listeners hear every validation (see Trainer)."""
-    from dlx.build import build_data, build_model, build_task, optimizer_builder, scheduler_attacher
+    from dlx.build import (
+        build_data,
+        build_model,
+        build_task,
+        check_pieces_fit,
+        optimizer_builder,
+        scheduler_attacher,
+    )
     from dlx.engine.distributed import join_process_group
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
     from dlx.engine.trainer import Trainer, seed_everything
@@ -96,6 +103,7 @@ def fit_config(
     try:
         seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
         data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
+        check_pieces_fit(cfg, data.metadata().targets)
         task = build_task(cfg, build_model(cfg))
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
         trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
@@ -132,7 +140,7 @@ def fit_config(
         log.info("Run folder: %s", run_folder)
     exit_code = 1
     try:
-        summary = trainer.fit(run_folder, logger)
+        summary = _fit_explaining_a_first_step_failure(trainer, cfg, run_folder, logger)
         exit_code = 0
     except DlxError:
         if trainer.state.global_step == 0 and checkpoint is None and writes_files:
@@ -168,6 +176,32 @@ def fit_config(
                 "Interrupted. Continue exactly where it stopped with:\n  dlx train --resume %s", run_folder
             )
     return summary
+
+
+# What PyTorch (or a model's own code) raises when a model, data and task do not fit together.
+MISMATCH_ERRORS = (RuntimeError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, logger) -> dict[str, Any]:
+    """``trainer.fit``. An error of PyTorch or of the model's code before this process's first optimizer
+    step becomes one paragraph naming the pieces: most often they do not fit together (a check in
+    dlx/build.py catches the common cases by name). ``--debug`` shows the traceback."""
+    import torch
+
+    first_step = trainer.state.global_step
+    try:
+        return trainer.fit(run_folder, logger)
+    except MISMATCH_ERRORS as error:
+        if trainer.state.global_step > first_step or isinstance(error, (DlxError, torch.OutOfMemoryError)):
+            raise
+        what = " ".join(str(error).split())
+        what = what if len(what) <= 300 else what[:300] + "..."
+        raise DlxError(
+            f"The first training step failed: {type(error).__name__}: {what}. The pieces may not fit "
+            f"together (model={cfg.model.get('name')}, data={cfg.data.get('name')}, "
+            f"task={cfg.task.get('name')}): `dlx ls` lists each group's options, and recipes/ holds "
+            "combinations that work. If yours should work, run again with `--debug` for the traceback."
+        ) from error
 
 
 def _write_curves(run_folder: Path, monitor: str, read_metrics, plot_curves) -> None:

@@ -67,6 +67,10 @@ CORPUS = [
     (["train", "data=tabular"], "'data.path' must be set"),
     (["train", "data=tabular", "data.path=missing.csv", "data.target=y"], "is not a file"),
     (["train", "output_dir=/proc/nope"], "Cannot create the output folder"),
+    # pieces that do not fit together
+    (["train", "data=digits", "task=regression"], "trains on numeric targets, but data=digits"),
+    (["train", "model=gpt"], "it trains on `data=char_lm task=language_modeling`"),
+    (["train", "model=rnn"], "Use a text data module: `data=text_classification` or `data=sst2`."),
     # mutually exclusive options
     (["train", "trainer.fast_dev_run=true", "trainer.overfit_batches=2"], "do not go together"),
     # other commands
@@ -118,6 +122,43 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
     for arguments, message in cases:
         code, output, raw = run(*arguments)
         assert code == 2 and message in output and "Traceback" not in raw, (arguments, raw)
+
+
+def test_language_modelling_data_needs_its_task_and_model(tmp_path):
+    text = tmp_path / "input.txt"
+    text.write_text("to be or not to be, that is the question. " * 40)
+    data = ["data=char_lm", f"data.path={text}", "data.block_size=8", "trainer.max_steps=2"]
+    cases = [
+        (["model=rnn"], "task=classification trains on class labels, but data=char_lm gives next-token"),
+        (["task=language_modeling"], "model=mlp gives one prediction per sample, but data=char_lm asks"),
+        (["model=transformer", "task=language_modeling"], "Type `model=gpt task=language_modeling`"),
+    ]
+    for arguments, message in cases:
+        code, output, raw = run("train", *data, *arguments)
+        assert code == 2 and message in output and "Traceback" not in raw, (arguments, raw)
+    code, _, raw = run("train", *data, "model=gpt", "task=language_modeling", "logger=none")
+    assert code == 0, raw
+
+
+def test_a_first_step_that_fails_names_the_pieces_and_leaves_no_run_folder(tmp_path, monkeypatch):
+    """What the named checks do not know (a model of the user's own that does not fit the data) fails in
+    PyTorch; the message says so in one paragraph, with the way to the traceback."""
+    (tmp_path / "unflattened.py").write_text(
+        "from torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.layer = nn.Linear(64, 10)  # digits are [1, 8, 8]: never flattened\n\n"
+        "    def forward(self, inputs):\n"
+        "        return self.layer(inputs)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, output, raw = run("train", "model._target_=unflattened.Net", "logger=none")
+    assert code == 2 and "Traceback" not in raw, raw
+    assert "The first training step failed: RuntimeError:" in output
+    assert "shapes cannot be multiplied" in output
+    assert "(model=net, data=digits, task=classification)" in output and "--debug" in output
+    assert not list((tmp_path / "outputs").glob("*/*"))
 
 
 def test_the_corpus_is_at_least_forty_cases():

@@ -26,6 +26,9 @@ class DataMetadata:
     std: list[float] | None = None
     vocab_size: int | None = None  # token-id inputs (text): the embedding table's size
     pad_id: int | None = None  # token-id inputs: right-padding id, so lengths = (tokens != pad_id).sum(1)
+    # What a batch's targets are: "classes" (a class id per sample), "next_tokens" (a token id per
+    # position: language modelling) or "values" (numbers: regression). Tasks declare which they read.
+    targets: str = "classes"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -257,5 +257,6 @@ class CharLMData(DataModule):
             input_shape=[self.block_size],
             num_outputs=len(self.vocabulary),
             vocab_size=len(self.vocabulary),
+            targets="next_tokens",
             extra={"dynamic_axes": {"sequence": 1}},
         )

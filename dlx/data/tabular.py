@@ -156,6 +156,7 @@ class TabularData(DataModule):
             num_outputs=num_classes or 1,
             num_classes=num_classes,
             class_names=self.class_names,
+            targets="classes" if num_classes else "values",
             mean=self.mean,
             std=self.std,
             extra={"features": list(self.feature_names), "target": self.target, "task_type": self.task_type},

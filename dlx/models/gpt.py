@@ -19,6 +19,8 @@ log = logging.getLogger("dlx")
 class GPT(nn.Module):
     """``forward(tokens [batch, time])`` -> next-token logits ``[batch, time, vocab_size]``."""
 
+    predicts_next_tokens = True  # the one built-in model task=language_modeling trains (dlx/build.py)
+
     def __init__(
         self,
         vocab_size: int,

@@ -106,7 +106,8 @@ def init_weights(model: nn.Module, scheme: str, activation_name: str = "relu") -
 def require_vocabulary(model: str, vocab_size: int | None) -> None:
     """Models of token ids need the data's vocabulary size; other data modules have none."""
     if vocab_size is None or vocab_size < 1:
+        text_data = "`data=char_lm`" if model == "gpt" else "`data=text_classification` or `data=sst2`"
         raise DlxError(
             f"model={model} reads token ids, but the data has no vocabulary (model.vocab_size={vocab_size}). "
-            "Use a text data module: `data=text_classification`, `data=sst2` or `data=char_lm`."
+            f"Use a text data module: {text_data}."
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -21,6 +21,10 @@ class Task(nn.Module):
     Override ``configure_optimizers`` and ``train_batch`` for several optimizers or a custom step
     (a GAN's generator and discriminator): the trainer only calls these two.
     """
+
+    # The data targets this task trains on (DataMetadata.targets), checked before anything is built;
+    # None: any.
+    reads_targets: ClassVar[str | None] = None
 
     def __init__(self, model: nn.Module):
         super().__init__()

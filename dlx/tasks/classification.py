@@ -15,6 +15,8 @@ from dlx.tasks.base import Batch, Task
 
 
 class ClassificationTask(Task):
+    reads_targets = "classes"
+
     def __init__(self, model: nn.Module, num_classes: int, label_smoothing: float = 0.0):
         super().__init__(model)
         if num_classes < 2:

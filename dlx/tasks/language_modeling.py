@@ -24,6 +24,8 @@ class LanguageModelingTask(Task):
     perplexities), the number language-model papers report.
     """
 
+    reads_targets = "next_tokens"
+
     def __init__(self, model: nn.Module):
         super().__init__(model)
         self.loss_mean = Mean()

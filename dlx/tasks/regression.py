@@ -14,6 +14,8 @@ LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
 
 class RegressionTask(Task):
+    reads_targets = "values"
+
     def __init__(self, model: nn.Module, loss: str = "mse"):
         super().__init__(model)
         if loss not in LOSSES:

@@ -138,7 +138,7 @@ def test_gpt_is_causal_ties_weights_and_counts_parameters_as_nanogpt():
 def test_a_text_model_on_data_without_a_vocabulary_says_which_data_fits():
     with pytest.raises(DlxError, match="model=rnn reads token ids.*data=text_classification"):
         train_run("model=rnn")
-    with pytest.raises(DlxError, match="model.block_size refers to a setting.*char_lm"):
+    with pytest.raises(DlxError, match="task=language_modeling trains on next-token targets.*data=char_lm"):
         train_run("model=gpt", "task=language_modeling")
 
 
