@@ -71,6 +71,22 @@ def refuse_new_split(trained: DictConfig, cfg: DictConfig) -> None:
             )
 
 
+def refuse_optimizer_changes(trained: DictConfig, cfg: DictConfig) -> None:
+    """On --resume the optimizer and scheduler continue from their checkpointed state, learning rate
+    included: a changed setting would be written to config.yaml yet not be what runs."""
+    for group in ("optimizer", "scheduler"):
+        before = OmegaConf.to_container(trained[group], resolve=True)
+        after = OmegaConf.to_container(cfg[group], resolve=True)
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                raise DlxError(
+                    f"`{group}.{key}={after.get(key)}` cannot apply on --resume: the {group} continues from "
+                    f"its state in the checkpoint ({group}.{key}={before.get(key)}, with its moments and "
+                    "step count), so the run would not do what its config.yaml says. Resume without it, "
+                    "or start a new run without --resume."
+                )
+
+
 def restore_run(
     path: Path,
     overrides: list[str] | None = None,

@@ -21,7 +21,12 @@ def load_run_for_resume(
 ) -> tuple[DictConfig, dict[str, Any]]:
     from dlx.build import apply_overrides
     from dlx.engine.checkpoint import load_checkpoint
-    from dlx.restore import refuse_group_swaps, refuse_new_split, refuse_untrusted_targets
+    from dlx.restore import (
+        refuse_group_swaps,
+        refuse_new_split,
+        refuse_optimizer_changes,
+        refuse_untrusted_targets,
+    )
 
     checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
     if not run_folder.is_dir() or not checkpoint_path.exists():
@@ -37,7 +42,9 @@ def load_run_for_resume(
     checkpoint = load_checkpoint(checkpoint_path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     cfg = apply_overrides(OmegaConf.create(checkpoint["config"]), overrides)
-    refuse_new_split(OmegaConf.create(checkpoint["config"]), cfg)  # val would hold rows trained on
+    trained = OmegaConf.create(checkpoint["config"])
+    refuse_new_split(trained, cfg)  # val would hold rows trained on
+    refuse_optimizer_changes(trained, cfg)
     return cfg, checkpoint
 
 
@@ -50,6 +57,9 @@ def train(
     from dlx.engine.distributed import launched_by_torchrun
     from dlx.launch import run_worker
 
+    if resume is not None and resume.suffix == ".ckpt" and resume.parent.name == "checkpoints":
+        resume = resume.parent.parent  # a checkpoint of a run: the run goes on (from its last.ckpt)
+        log.info("Resuming the run %s from its checkpoints/last.ckpt.", resume)
     if launched_by_torchrun():  # one of several processes: it ends here, see run_worker
         run_worker(lambda: _train(overrides, config_dirs or [], resume, trust_checkpoint))
     return _train(overrides, config_dirs or [], resume, trust_checkpoint)

@@ -118,10 +118,15 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
         (["eval", str(trained_checkpoint), "data.split=test", "data.split_seed=5"], "into other splits"),
         (["train", "--resume", str(trained_checkpoint.parents[1]), "data.val_fraction=0.3"], "other splits"),
         (["export", "onnx", str(trained_checkpoint), "+model=cnn"], "would swap a whole config group"),
+        (["train", "--resume", str(trained_checkpoint.parents[1]), "optimizer.lr=0.1"], "cannot apply on"),
+        (["train", "--resume", str(trained_checkpoint.parents[1]), "scheduler.eta_min=0.1"], "cannot apply"),
     ]
     for arguments, message in cases:
         code, output, raw = run(*arguments)
         assert code == 2 and message in output and "Traceback" not in raw, (arguments, raw)
+    last = trained_checkpoint.parent / "last.ckpt"  # a checkpoint given for the run folder: the run goes on
+    code, _, raw = run("train", "--resume", str(last), "trainer.progress=none")
+    assert code == 0 and "Resuming the run" in raw and "Resumed at epoch 2" in raw, raw
 
 
 def test_language_modelling_data_needs_its_task_and_model(tmp_path):
