@@ -36,6 +36,7 @@ CORPUS = [
     (["train", "model.hidden_sizes=abc"], "model.hidden_sizes='abc' has the wrong type"),
     (["train", "data.batch_size=big"], "expected int"),
     (["train", "seed=abc"], "seed='abc' has the wrong type"),
+    (["train", "trainer.max_steps=abc"], "Type e.g. `trainer.max_steps=10` or `trainer.max_steps=null`."),
     # malformed overrides
     (["train", "model.hidden_sizes=[1,"], "Cannot parse an override"),
     (["train", "optimizer.lr"], "missing EQUAL"),

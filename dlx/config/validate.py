@@ -296,13 +296,20 @@ def _matches(value: Any, hint: Any) -> bool:
     return True  # a type we do not know how to check (a user's class): let the builder decide
 
 
+EXAMPLES = {"float": "0.001", "int": "10", "bool": "true", "str": "<text>", "list[int]": "[64,64]"}
+
+
 def _check_value(key: str, value: Any, hint: Any) -> None:
     if value == "???":
         raise DlxError(f"'{key}' must be set. Type `{key}=<value>`.")
     if not _matches(value, hint):
-        examples = {"float": "0.001", "int": "10", "bool": "true", "str": "name", "list[int]": "[64,64]"}
-        example = examples.get(_type_name(hint), "...")
+        optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
+        arms = [arm for arm in typing.get_args(hint) if arm is not type(None)] if optional else [hint]
+        examples = [EXAMPLES[_type_name(arm)] for arm in arms if _type_name(arm) in EXAMPLES]
+        advice = f" Type e.g. `{key}={examples[0]}`" if examples else ""
+        if optional:
+            advice = f"{advice} or `{key}=null`" if advice else f" Type `{key}=null` to leave it unset"
         raise DlxError(
-            f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got {_kind_of(value)}. "
-            f"Type e.g. `{key}={example}`."
+            f"{key}={value!r} has the wrong type: expected {_type_name(hint)}, got {_kind_of(value)}."
+            f"{advice}."
         )
