@@ -116,7 +116,8 @@ class Trainer:
         if cfg.compile:
             task.model = torch.compile(task.model)
 
-        batches_per_epoch = overfit_batches or (1 if fast_dev_run else len(data.loader("train")))
+        batches_in_data = overfit_batches or len(data.loader("train"))
+        batches_per_epoch = 1 if fast_dev_run else batches_in_data
         if batches_per_epoch == 0:
             raise DlxError(
                 f"The training split has fewer samples than data.batch_size={data.batch_size} and "
@@ -124,8 +125,9 @@ class Trainer:
                 "`data.drop_last=false`."
             )
         self.batches_per_epoch = batches_per_epoch
-        self.max_epochs = max_epochs = 1 if fast_dev_run else cfg.max_epochs
-        self.context = schedule_context(cfg, batches_per_epoch, max_epochs, self.mode)
+        self.max_epochs = 1 if fast_dev_run else cfg.max_epochs
+        # fast_dev_run's one step builds the schedule of the run it stands for, so it checks that one too.
+        self.context = schedule_context(cfg, batches_in_data, cfg.max_epochs, self.mode)
         setups = task.configure_optimizers(
             build_optimizer, lambda optimizer: attach_scheduler(optimizer, self.context)
         )

@@ -365,6 +365,14 @@ def test_the_last_epoch_is_validated_even_off_the_validation_interval():
     assert summary["last_metrics"]
 
 
+def test_fast_dev_run_builds_the_schedule_of_the_run_it_stands_for():
+    """A warm-up of 100 steps fits the real run (10 epochs of digits), not one step: no refusal."""
+    args = ("scheduler=warmup_cosine", "scheduler.warmup_steps=100")
+    assert train_run("trainer.fast_dev_run=true", "trainer.max_epochs=10", *args)["steps"] == 1
+    with pytest.raises(DlxError, match=r"warmup_steps must be in \[0, 20\)"):  # a real 20-step run refuses
+        train_run("trainer.fast_dev_run=true", "trainer.max_epochs=1", *args)
+
+
 def test_fast_dev_run_checks_the_monitor_name():
     with pytest.raises(DlxError, match="Did you mean 'val/acc'"):
         train_run("trainer.fast_dev_run=true", "trainer.monitor=val/acuracy")
