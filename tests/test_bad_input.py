@@ -42,6 +42,7 @@ CORPUS = [
     (["train", "optimizer.lr"], "missing EQUAL"),
     (["train", "=3"], "Cannot parse an override"),
     (["train", "a=b=c"], "Cannot parse an override"),
+    (["train", "optimizer.lr=1e-3,1e-2"], "type `dlx sweep optimizer.lr=1e-3,1e-2`"),
     # impossible values
     (["train", "optimizer.lr=-1"], "optimizer.lr must be positive"),
     (["train", "optimizer.lr=0"], "optimizer.lr must be positive"),

@@ -137,6 +137,13 @@ def group_options(group: str, extra_dirs: list[Path]) -> list[str]:
 
 def _explain_hydra_error(error: Exception) -> str:
     message = " ".join(str(error).split())
+    if message.startswith("Ambiguous value for argument"):  # Hydra's advice (--multirun) is not dlx's
+        override = message.split("'")[1] if message.count("'") >= 2 else "key=a,b"
+        key, _, values = override.partition("=")
+        return (
+            f"`{override}` gives several values. To try each in its own run, type `dlx sweep {override}`; "
+            f"for a list value, `{key}=[{values}]`; for a text with commas, `{key}='{values}'`."
+        )
     if "Could not override" in message or "Key '" in message and "is not in struct" in message:
         return (
             f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
