@@ -59,21 +59,21 @@ def work(
         if parent_pid is not None and os.getppid() != parent_pid:
             break  # the sweep command that started this worker is gone
         optuna.storages.fail_stale_trials(study)  # queues interrupted trials again (see study.requeue)
-        trial = claim_trial(study, plan, storage_url)
+        trial = claim_trial(study, plan, storage, storage_url)
         if trial is None:
             if max_trials is not None or not trials_in(study, optuna.trial.TrialState.RUNNING):
                 break
             time.sleep(poll_seconds)
             continue
-        from dlx.sweep.trial import run_trial
-
         with Heartbeat(storage, trial._trial_id, plan.settings.heartbeat_seconds, parent_pid):
+            from dlx.sweep.trial import run_trial
+
             run_trial(study, trial, plan, sweep_folder)
         ran += 1
     return ran
 
 
-def claim_trial(study: Any, plan: SweepPlan, storage_url: str) -> Any | None:
+def claim_trial(study: Any, plan: SweepPlan, storage: Any, storage_url: str) -> Any | None:
     """The next queued trial, now RUNNING and owned by this worker; None when the queue is empty."""
     import optuna
 
@@ -81,6 +81,9 @@ def claim_trial(study: Any, plan: SweepPlan, storage_url: str) -> Any | None:
         if not trials_in(study, optuna.trial.TrialState.WAITING):
             return None
         trial = study.ask(fixed_distributions=plan.distributions)
+        # At once: Optuna never finds a RUNNING trial stale before its first heartbeat, so a worker
+        # killed before it would leave the trial RUNNING for good and `--resume` waiting for it.
+        storage.record_heartbeat(trial._trial_id)
     if "slot" not in trial.user_attrs:
         # Another machine took the last queued trial between the look and the ask, so Optuna made a new
         # one. It is not part of the plan: close it at once (reports leave it out).

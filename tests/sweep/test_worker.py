@@ -1,5 +1,7 @@
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import pytest
 
 from tests.sweep.helpers import (
     FAST,
+    SUBPROCESS_ENV,
     read_summary,
     sqlite_url,
     start_sweep,
@@ -90,6 +93,49 @@ def test_a_resumed_search_does_not_draw_the_interrupted_runs_points_again():
     finished = [t for t in study_trials(sqlite_url(folder), folder.name) if t.state == COMPLETE]
     assert len(finished) == 3
     assert len({t.params["optimizer.lr"] for t in finished}) == 3, learning_rates
+
+
+def test_a_sweep_killed_the_moment_it_claimed_a_trial_resumes(tmp_path):
+    """Optuna never finds a RUNNING trial stale before its first heartbeat; a worker killed between the
+    claim and that beat left the trial RUNNING for good, and `--resume` waited for it forever."""
+    killed_after_claiming = (
+        "import os, signal, sys\n"
+        "import dlx.sweep.worker as worker\n"
+        "claim = worker.claim_trial\n"
+        "def claim_then_die(*args):\n"
+        "    if claim(*args) is not None:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "worker.claim_trial = claim_then_die\n"
+        "from dlx.cli import app\n"
+        "sys.argv = ['dlx', 'sweep', *sys.argv[1:]]\n"
+        "app()\n"
+    )
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            killed_after_claiming,
+            *FAST,
+            "optimizer.lr=1e-3,1e-2",
+            "sweep.heartbeat_seconds=1",
+        ],
+        env=SUBPROCESS_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stdout + process.stderr
+    folder = sweep_folders()[0]
+    assert [t.state for t in study_trials(sqlite_url(folder), folder.name)].count(RUNNING) == 1
+    resumed = subprocess.run(
+        [sys.executable, "-m", "dlx", "sweep", "--resume", str(folder)],
+        env=SUBPROCESS_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,  # it waited forever
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished"] * 2
 
 
 @pytest.fixture
