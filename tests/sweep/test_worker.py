@@ -51,7 +51,9 @@ def sweep_trials_once(ready):
 
 
 def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interrupted_one():
-    process = start_sweep(*FAST, "optimizer.lr=0.001,0.002,0.003", "sweep.heartbeat_seconds=1")
+    # Trials of a few seconds: at FAST's 0.2-0.5 s the poller could miss the moment between two trials.
+    lengths = ["trainer.max_epochs=30", "sweep.heartbeat_seconds=1"]
+    process = start_sweep(*FAST, "optimizer.lr=0.001,0.002,0.003", *lengths)
     one_done_one_running = sweep_trials_once(lambda states: COMPLETE in states and RUNNING in states)
     folder, before = wait_for(one_done_one_running, process, "a trial finished and the next started")
     os.kill(process.pid, signal.SIGKILL)
