@@ -35,13 +35,17 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
 
     slot = trial.user_attrs["slot"]
     folder = trial_folder(sweep_folder, slot)
-    if folder.exists():
-        shutil.rmtree(folder)  # an interrupted attempt's partial run
+    checkpoint = _left_by_an_interrupted_attempt(folder)
     overrides = plan.trial_overrides(trial.params)
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("run_folder", str(folder.resolve()))
     trial.set_user_attr("worker", worker_label())
-    announce(f"trial-{slot:03d} started: {' '.join(overrides)}")
+    if checkpoint is None:
+        announce(f"trial-{slot:03d} started: {' '.join(overrides)}")
+    else:
+        step = checkpoint["progress"]["global_step"]
+        trial.set_user_attr("continued_from_step", step)
+        announce(f"trial-{slot:03d} continues from step {step}: {' '.join(overrides)}")
     reported: list[float] = []
 
     def report_and_prune(step: int, score: float, metrics: dict[str, float]) -> None:
@@ -60,9 +64,12 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         )
         with open_dict(cfg):
             cfg.logger.group = plan.sweep_id
+        if checkpoint is not None:  # the pruner compares n-th validations: this attempt's count on from there
+            for record in _validations_until(folder, checkpoint["progress"]["global_step"], plan.monitor):
+                report_and_prune(record["step"], record[plan.monitor], record)
         console.quiet = True  # a trial's own progress and tables stay in its folder (train.log, curves.png)
         try:
-            summary = fit_config(cfg, run_folder=folder, validation_listeners=[report_and_prune])
+            summary = fit_config(cfg, checkpoint, folder, validation_listeners=[report_and_prune])
         finally:
             console.quiet = False
         if summary.get("stop_reason") == "interrupted":  # the trainer stopped gracefully on Ctrl-C/SIGTERM
@@ -79,7 +86,7 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         trial.set_user_attr("wall_seconds", time.perf_counter() - started)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         requeue(study, next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
-        announce(f"trial-{slot:03d} interrupted: it runs again on --resume")
+        announce(f"trial-{slot:03d} interrupted: it goes on from its last checkpoint on --resume")
         raise
     except Exception as exception:
         error = " ".join(str(exception).split()) or type(exception).__name__
@@ -96,6 +103,34 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
     announce(_ending(slot, state, plan.monitor, value, reported, error, wall_seconds))
     return state
+
+
+def _left_by_an_interrupted_attempt(folder: Path) -> dict[str, Any] | None:
+    """The last checkpoint of an interrupted attempt of this trial, to go on from (nothing it trained is
+    lost); None when there is none, after clearing what such an attempt left before its first checkpoint."""
+    from dlx.engine.checkpoint import load_checkpoint
+    from dlx.errors import DlxError
+
+    last = folder / "checkpoints" / "last.ckpt"
+    if last.exists():
+        try:
+            return load_checkpoint(last)
+        except DlxError as error:  # written atomically, so only a foreign hand damages it
+            announce(f"{folder.name}: its last.ckpt is unreadable ({error}); the trial starts again")
+    if folder.exists():
+        shutil.rmtree(folder)
+    return None
+
+
+def _validations_until(folder: Path, step: int, monitor: str) -> list[dict[str, Any]]:
+    from dlx.loggers.metrics_file import read_metrics
+
+    records = read_metrics(folder / "metrics.jsonl")
+    return [
+        r
+        for r in records
+        if isinstance(r.get(monitor), (int, float)) and isinstance(r.get("step"), int) and r["step"] <= step
+    ]
 
 
 def _epochs_trained(folder: Path) -> int | None:

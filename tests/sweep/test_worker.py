@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from tests.sweep.helpers import (
     FAST,
@@ -55,11 +57,24 @@ def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interr
     lengths = ["trainer.max_epochs=30", "sweep.heartbeat_seconds=1"]
     process = start_sweep(*FAST, "optimizer.lr=0.001,0.002,0.003", *lengths)
     one_done_one_running = sweep_trials_once(lambda states: COMPLETE in states and RUNNING in states)
-    folder, before = wait_for(one_done_one_running, process, "a trial finished and the next started")
+
+    def one_done_one_checkpointed():
+        found = one_done_one_running()
+        if found is not None:
+            running = next(t for t in found[1] if t.state == RUNNING)
+            last = found[0] / f"trial-{running.user_attrs['slot']:03d}" / "checkpoints" / "last.ckpt"
+            return found if last.exists() else None
+        return None
+
+    folder, before = wait_for(one_done_one_checkpointed, process, "a trial finished, the next checkpointed")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     finished = {t.user_attrs["slot"]: (t.number, t.datetime_complete) for t in before if t.state == COMPLETE}
     (interrupted,) = [t for t in before if t.state == RUNNING]
+    interrupted_folder = folder / f"trial-{interrupted.user_attrs['slot']:03d}"
+    trained = torch.load(interrupted_folder / "checkpoints" / "last.ckpt", weights_only=False)
+    trained_step = trained["progress"]["global_step"]
+    lines_before = (interrupted_folder / "metrics.jsonl").read_text().splitlines()
     finished_runs = {
         slot: (folder / f"trial-{slot:03d}" / "summary.json").stat().st_mtime for slot in finished
     }
@@ -76,6 +91,13 @@ def test_a_killed_sweep_resumes_keeping_finished_trials_and_rerunning_the_interr
         assert (folder / f"trial-{slot:03d}" / "summary.json").stat().st_mtime == finished_runs[slot]
     rerun = complete[interrupted.user_attrs["slot"]]
     assert rerun.number > interrupted.number and rerun.user_attrs["attempt"] == 2
+    # It went on from the attempt's last checkpoint: what that attempt trained and logged is kept.
+    assert rerun.user_attrs["continued_from_step"] == trained_step and "continues from step" in result.output
+    lines_after = (interrupted_folder / "metrics.jsonl").read_text().splitlines()
+    kept = [line for line in lines_before if json.loads(line)["step"] <= trained_step]
+    assert kept and lines_after[: len(kept)] == kept
+    validations = [json.loads(line) for line in lines_after if "val/loss" in json.loads(line)]
+    assert list(rerun.intermediate_values.values()) == [v["val/loss"] for v in validations]
     assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished"] * 3
 
 
