@@ -11,13 +11,22 @@ KINDS = ["models", "data", "tasks", "optimizers", "schedulers", "recipes"]
 
 
 def _first_comment(path: Path) -> str:
+    """The first sentence of the comment a config file opens with (it may run over several lines)."""
     if not path.exists():
         return ""
+    words: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         text = line.strip()
-        if text.startswith("#") and "@package" not in text:
-            return text.lstrip("# ").strip()
-    return ""
+        if not text.startswith("#"):
+            if words:
+                break
+            continue
+        if "@package" not in text:
+            words.append(text.lstrip("# ").strip())
+            sentence, stop, _ = " ".join(words).partition(". ")
+            if stop:
+                return sentence + "."
+    return " ".join(words)
 
 
 def print_listing(what: str, config_dirs: list[Path]) -> None:

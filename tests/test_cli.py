@@ -52,6 +52,9 @@ def test_ls_lists_registries_and_recipes():
         "mnist_cnn",
     ]:
         assert name in result.output
+    # A description over several comment lines is shown to the end of its first sentence, not cut at a line.
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "label smoothing 0.2, flip + 2-pixel reflect shifts." in text
 
 
 ERRORS = [
