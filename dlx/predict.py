@@ -125,14 +125,15 @@ def prepare_images(paths: list[Path], metadata: dict[str, Any]) -> tuple[Any, li
     if len(shape) != 3 or shape[0] not in IMAGE_MODES:
         raise DlxError(
             f"This model takes inputs of shape {shape}, not 1- or 3-channel images, and dlx predict reads "
-            "image files. Predict on its data instead: `dlx predict CKPT data.split=test`."
+            "image files. Predict on its data instead: `dlx predict CKPT data.split=val` (or test, where "
+            "the data holds a labelled one)."
         )
     scale = metadata.get("scale")
     if scale is None:
         raise DlxError(
             f"The model's data module ({metadata.get('data')}) declares no pixel scale "
             "(metadata().extra['scale']), so dlx cannot tell how its images map to inputs. Predict on its "
-            "data instead: `dlx predict CKPT data.split=test`."
+            "data instead: `dlx predict CKPT data.split=val` (or test, where the data holds a labelled one)."
         )
     channels = shape[0]
     mean = np.asarray(metadata.get("mean") or [0.0] * channels, dtype=np.float32).reshape(-1, 1, 1)
