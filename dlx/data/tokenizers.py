@@ -134,7 +134,9 @@ def load_pretrained_tokenizer(name: str) -> Any:
         f"The tokenizer '{name}' is not in the local Hugging Face cache and the Hub cannot be reached "
         "(no network, or HF_HUB_OFFLINE is set), so it cannot be loaded offline. On a machine with "
         f"internet, save it with `AutoTokenizer.from_pretrained('{name}').save_pretrained('folder')`, "
-        "copy the folder here and type `data.tokenizer=/path/to/folder`.",
+        "copy the folder here and type `data.tokenizer=/path/to/folder`. When a pretrained model of that "
+        "name is fine-tuned too (recipe=sst2_finetune), save the model into the same folder and type "
+        "`model.pretrained=/path/to/folder data.tokenizer=/path/to/folder`.",
         lambda reason: (
             f"Could not load the tokenizer '{name}' from the Hugging Face Hub: {reason} Check "
             "the name (e.g. `data.tokenizer=bert-base-uncased`) or point at a local folder with "

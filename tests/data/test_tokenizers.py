@@ -74,6 +74,7 @@ def test_a_hub_name_that_cannot_be_loaded_offline_says_how_to_use_a_local_folder
         load_pretrained_tokenizer("no-such-org/no-such-tokenizer")
     message = str(error.value)
     assert "cannot be loaded offline" in message and "data.tokenizer=/path/to/folder" in message
+    assert "`model.pretrained=/path/to/folder data.tokenizer=/path/to/folder`" in message  # both, at once
 
 
 def test_the_hub_counts_as_unreachable_in_offline_mode(monkeypatch):
