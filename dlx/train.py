@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, TrainingDiverged
 
 log = logging.getLogger("dlx")
 
@@ -148,12 +148,18 @@ def fit_config(
             seconds_before,
         )
         log.info("Run folder: %s", run_folder)
-    exit_code = 1
+    exit_code, failure = 1, None
     try:
         summary = _fit_explaining_a_first_step_failure(trainer, cfg, run_folder, logger)
         exit_code = 0
-    except DlxError:
-        if trainer.state.global_step == 0 and checkpoint is None and writes_files:
+    except Exception as error:
+        failure = error
+        if (
+            isinstance(error, DlxError)
+            and trainer.state.global_step == 0
+            and checkpoint is None
+            and writes_files
+        ):
             # A setting refused before the first step: leave no empty run folder behind.
             logger.finish(1)
             detach_train_log(handler)
@@ -161,7 +167,11 @@ def fit_config(
             run_folder, handler, logger, writes_files = None, None, RunLogger(), False
         raise
     finally:
-        if exit_code == 0 and writes_files:
+        if writes_files and (exit_code == 0 or failure is not None):
+            if failure is not None:  # summary.json says how every run that keeps its folder ended
+                summary = trainer.summary()
+                summary["stop_reason"] = "diverged" if isinstance(failure, TrainingDiverged) else "failed"
+                summary["error"] = (" ".join(str(failure).split()) or type(failure).__name__)[:2000]
             summary["run_folder"] = str(run_folder)
             (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
             logger.summary(
@@ -169,7 +179,7 @@ def fit_config(
                 | {"stop_reason": summary["stop_reason"]}
             )
             best = run_folder / "checkpoints" / "best.ckpt"
-            if cfg.logger.log_model and best.exists() and logger.wandb_run is not None:
+            if failure is None and cfg.logger.log_model and best.exists() and logger.wandb_run is not None:
                 logger.wandb_run.log_checkpoint(best)
         logger.begin_finish(exit_code)
         if writes_files:  # drawn while W&B finishes in its process

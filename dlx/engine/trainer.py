@@ -260,7 +260,7 @@ class Trainer:
             self.interrupt.uninstall()
             progress.close()
             state.elapsed_seconds = self._elapsed()
-        return self._summary(state)
+        return self.summary()
 
     def _limit_reached(self, max_epochs: int | None) -> str | None:
         """The limit that ends the run now, if any (checked before each epoch and after each step)."""
@@ -398,7 +398,9 @@ class Trainer:
             state.global_step,
         )
 
-    def _summary(self, state: TrainState) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """How the run ended and its best metrics (summary.json)."""
+        state = self.state
         return {
             "stop_reason": state.stop_reason,
             "epochs": state.epoch,

@@ -81,6 +81,7 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
             state = "COMPLETE"
     except optuna.TrialPruned:
         state = "PRUNED"
+        _mark_pruned(folder / "summary.json")
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
         trial.set_user_attr("wall_seconds", time.perf_counter() - started)
@@ -103,6 +104,16 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
     announce(_ending(slot, state, plan.monitor, value, reported, error, wall_seconds))
     return state
+
+
+def _mark_pruned(summary_path: Path) -> None:
+    """The run's summary.json says "failed" (the pruner stopped it by raising): it was pruned."""
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    summary["stop_reason"] = "pruned"
+    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def _left_by_an_interrupted_attempt(folder: Path) -> dict[str, Any] | None:

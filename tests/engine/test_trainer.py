@@ -166,6 +166,9 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
     kept = load_checkpoint(folder / "checkpoints" / "last.ckpt")
     assert kept["progress"]["global_step"] == 20  # the end of epoch 1, before the poisoned step
     assert all(torch.isfinite(t).all() for t in kept["model"].values())
+    summary = json.loads((folder / "summary.json").read_text())  # how the run ended, for dlx compare
+    assert summary["stop_reason"] == "diverged" and "step 27" in summary["error"]
+    assert summary["steps"] >= 27 and summary["best_metrics"]["val/loss"] > 0
 
 
 def test_fast_dev_run_trains_one_batch_and_writes_nothing(tmp_path):

@@ -26,4 +26,5 @@ def test_a_search_with_the_median_pruner_stops_hopeless_trials_and_keeps_their_p
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert [r["val/loss"] for r in records if "val/loss" in r] == trial["curve"]  # the partial curve
         assert (run / "curves.png").exists() and trial["epochs"] == 1
+        assert json.loads((run / "summary.json").read_text())["stop_reason"] == "pruned"  # for dlx compare
     assert f"{pruned[0]['trial']} pruned after validation 1" in result.output
