@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from dlx.console import console
+from dlx.console import FILE_ONLY, console
 
 log = logging.getLogger("dlx")
 
@@ -76,13 +76,20 @@ class ProgressDisplay:
         if self.bar is not None:
             self._push()
             self.progress.update(self.bar, metrics=format_metrics(metrics))
-        elif not self.quiet and time.monotonic() - self.printed >= PLAIN_LINE_SECONDS:
+        if time.monotonic() - self.printed >= PLAIN_LINE_SECONDS:  # on the screen only without a bar
             self.printed = time.monotonic()
-            log.info("epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
+            screen = self.bar is None and not self.quiet
+            log.info(
+                "epoch %d step %d  %s",
+                epoch + 1,
+                step,
+                format_metrics(metrics),
+                extra=None if screen else FILE_ONLY,
+            )
 
     def show_validation(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        if not self.quiet:
-            log.info("validation  epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics))
+        extra = FILE_ONLY if self.quiet else None  # train.log has every validation either way
+        log.info("validation  epoch %d step %d  %s", epoch + 1, step, format_metrics(metrics), extra=extra)
 
     def close(self) -> None:
         if self.progress is not None:

@@ -38,3 +38,13 @@ def test_plain_training_lines_are_printed_at_most_once_a_second(monkeypatch):
         "validation",
         "validation",
     ]
+
+
+def test_without_progress_on_the_screen_train_log_still_gets_the_lines(capsys):
+    """trainer.progress=none keeps the screen quiet, not the run's train.log."""
+    from tests.helpers import only_run_folder, train_run
+
+    train_run("trainer.progress=none", "trainer.log_every_n_steps=5")
+    log = (only_run_folder() / "train.log").read_text()
+    assert log.count("validation  epoch") == 2 and "epoch 1 step 5  train/loss" in log
+    assert "validation" not in capsys.readouterr().out
