@@ -151,6 +151,25 @@ def scheduler_attacher(cfg: DictConfig) -> Callable:
     return attach
 
 
+def _nearest_key(cfg: DictConfig, overrides: list[str]) -> str | None:
+    """For an override of a key the config lacks ('trainer.max_stepz=5'): the key it was meant for."""
+    import difflib
+
+    absent = object()
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.startswith(("+", "~")) or OmegaConf.select(cfg, key, default=absent) is not absent:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        section = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        if isinstance(section, DictConfig):
+            nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
+            if nearest:
+                meant = f"{parent}.{nearest[0]}" if parent else nearest[0]
+                return f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`."
+    return None
+
+
 def untrusted_targets(cfg: Any, path: str = "") -> list[str]:
     """``_target_`` values outside dlx's own code, anywhere in a config."""
     found = []
@@ -180,6 +199,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         OmegaConf.set_struct(cfg, True)
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
     except (HydraException, OmegaConfBaseException) as error:
+        if hint := _nearest_key(cfg, overrides):
+            raise DlxError(hint) from error
         message = " ".join(str(error).split())
         raise DlxError(
             f"Cannot apply the overrides {' '.join(overrides)}: {message} Use `key=value` for keys "

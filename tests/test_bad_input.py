@@ -121,6 +121,8 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
         (["train", "--resume", str(trained_checkpoint.parents[1]), "data.val_fraction=0.3"], "other splits"),
         (["export", "onnx", str(trained_checkpoint), "+model=cnn"], "would swap a whole config group"),
         (["train", "--resume", str(trained_checkpoint.parents[1]), "optimizer.lr=0.1"], "cannot apply on"),
+        (["train", "--resume", str(trained_checkpoint.parents[1]), "trainer.max_stepz=9"], "Did you mean"),
+        (["eval", str(trained_checkpoint), "data.batch_sise=8"], "Type `data.batch_size=8`."),
         (["train", "--resume", str(trained_checkpoint.parents[1]), "scheduler.eta_min=0.1"], "cannot apply"),
     ]
     for arguments, message in cases:
