@@ -162,11 +162,20 @@ def resolve_strategy(settings: SweepSettings, discrete: bool, grid_size: int | N
     trials = settings.trials
     if sampler == "grid":
         if trials is not None and trials != grid_size:
+            fewer = f", or sample {trials} of them with `--sampler random --trials {trials}`"
             raise DlxError(
                 f"The grid has {grid_size} combinations and runs each once, so --trials {trials} does not "
-                f"apply. Drop --trials, or sample {trials} of them with `--sampler random --trials {trials}`."
+                f"apply. Drop --trials{fewer if trials < grid_size else ''}."
             )
         trials = grid_size
+    elif discrete and grid_size is not None:
+        if trials is not None and trials > grid_size:
+            raise DlxError(
+                f"The search space has only {grid_size} combinations, so --trials {trials} would train some "
+                f"of them twice. Drop --sampler to run each once (the grid), or ask for `--trials "
+                f"{grid_size}` or fewer."
+            )
+        trials = trials or min(DEFAULT_SEARCH_TRIALS, grid_size)
     pruner = settings.pruner or ("none" if sampler == "grid" else "median")
     return dataclasses.replace(
         settings, sampler=sampler, pruner=pruner, trials=trials or DEFAULT_SEARCH_TRIALS

@@ -63,6 +63,7 @@ BAD_INPUT = [
     ([*FAST, "optimizer.lr=1e-3,1e-2", "sweep.trails=3"], "Did you mean 'trials'"),
     ([*FAST, "optimizer.lr=interval(1e-3, 1e-2)", "--sampler", "grid"], "--sampler grid needs"),
     ([*FAST, "optimizer.lr=1e-3,1e-2", "--trials", "5"], "The grid has 2 combinations"),
+    ([*FAST, "optimizer.lr=1e-3,1e-2", "--sampler", "random", "--trials", "5"], "train some of them twice"),
     ([*FAST, "optimizer.lr=interval(1e-3, 1e-2)", "--pruner", "medain"], "Did you mean 'median'"),
     (["--resume", "outputs/nothing"], "is not a sweep folder"),
     ([*FAST, "optimizer.lr=1e-3,1e-2", "trainer.devices=2"], "trains each trial in one process"),
