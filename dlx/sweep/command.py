@@ -252,13 +252,19 @@ def report_sweep(folder: Path, storage_url: str, plan: SweepPlan) -> list[Any]:
 def show_sweep(arguments: list[str], storage: str | None) -> None:
     """`dlx sweep show FOLDER`: the report again, at any time (also while the sweep runs)."""
     from dlx.sweep.storage import open_storage
-    from dlx.sweep.study import load_plan, quiet_optuna, read_sweep_file
+    from dlx.sweep.study import load_plan, quiet_optuna, read_sweep_file, sweep_folder_for
 
     if len(arguments) != 1:
         raise DlxError("Type `dlx sweep show outputs/sweeps/<name>/<time>-<id>` with one sweep folder.")
     quiet_optuna()
     folder = Path(arguments[0]).expanduser()
-    record = read_sweep_file(folder)
-    storage_url = storage or _stored_storage_url(record, folder)
-    plan = load_plan(open_storage(storage_url), record["sweep_id"])
+    if (folder / "sweep.json").is_file() or storage is None:
+        record = read_sweep_file(folder)
+        storage_url = storage or _stored_storage_url(record, folder)
+        plan = load_plan(open_storage(storage_url), record["sweep_id"])
+    else:  # a sweep id in a shared storage, as `--resume` takes it: reported into this machine's folder
+        storage_url = storage
+        plan = load_plan(open_storage(storage_url), arguments[0])
+        folder = sweep_folder_for(plan)
+        folder.mkdir(parents=True, exist_ok=True)
     report_sweep(folder, storage_url, plan)

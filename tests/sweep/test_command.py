@@ -104,3 +104,15 @@ def test_named_space_gives_defaults_and_the_command_line_wins():
 def test_help_shows_examples():
     result = CliRunner().invoke(app, ["sweep", "--help"])
     assert result.exit_code == 0 and "Examples" in result.output and "dlx sweep show" in result.output
+
+
+def test_show_takes_a_sweep_id_with_the_shared_storage_as_resume_does(tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert sweep(*FAST, "optimizer.lr=1e-3,1e-2", "--storage", storage).exit_code == 0
+    sweep_id = only_sweep_folder().name
+    elsewhere = tmp_path / "another-machine"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = sweep("show", sweep_id, "--storage", storage)
+    assert result.exit_code == 0, result.output
+    assert "2 finished" in result.output and (only_sweep_folder() / "summary.json").exists()
