@@ -44,8 +44,9 @@ CORPUS = [
     (["train", "a=b=c"], "Cannot parse an override"),
     (["train", "optimizer.lr=1e-3,1e-2"], "type `dlx sweep optimizer.lr=1e-3,1e-2`"),
     # impossible values
-    (["train", "optimizer.lr=-1"], "optimizer.lr must be positive"),
-    (["train", "optimizer.lr=0"], "optimizer.lr must be positive"),
+    (["train", "optimizer.lr=-1"], "optimizer.lr must be a positive number"),
+    (["train", "optimizer.lr=0"], "optimizer.lr must be a positive number"),
+    (["train", "optimizer.lr=inf"], "optimizer.lr must be a positive number, got inf"),
     (["train", "data.batch_size=0"], "data.batch_size must be at least 1"),
     (["train", "data.batch_size=-5"], "data.batch_size must be at least 1"),
     (["train", "trainer.gradient_clip_val=-1"], "must be positive"),

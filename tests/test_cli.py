@@ -64,7 +64,7 @@ ERRORS = [
     (["train", "recipe=mnist_cnm"], "Did you mean 'mnist_cnn'"),
     (["train", "model.hidden_sizes=[1,"], "Cannot parse an override"),
     (["train", "+model.dropoutt=0.2"], "Did you mean 'dropout'"),
-    (["train", "optimizer.lr=-1", "logger=none"], "optimizer.lr must be positive"),
+    (["train", "optimizer.lr=-1", "logger=none"], "optimizer.lr must be a positive number"),
     (["train", "data.batch_size=0"], "data.batch_size must be at least 1"),
     (["train", "trainer.precision=fp8"], "trainer.precision=fp8 is not one of"),
     (["train", "trainer.max_epochs=null"], "The run has no end"),

@@ -6,6 +6,7 @@ ratio of its lr to the configured ``lr``; schedulers scale every group's initial
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import Any
@@ -137,14 +138,14 @@ def fused_kernel(groups: list[dict[str, Any]], fused: bool | None) -> bool | Non
 
 
 def _require_positive(key: str, value: float, example: str) -> None:
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise DlxError(
-            f"optimizer.{key} must be positive, got {value}. Type e.g. `optimizer.{key}={example}`."
+            f"optimizer.{key} must be a positive number, got {value}. Type e.g. `optimizer.{key}={example}`."
         )
 
 
 def _require_non_negative(key: str, value: float, example: str) -> None:
-    if value < 0:
+    if not 0 <= value < math.inf:
         raise DlxError(
             f"optimizer.{key} must be zero or positive, got {value}. Type e.g. `optimizer.{key}={example}`."
         )

@@ -153,7 +153,7 @@ def test_frozen_parameters_are_left_out():
 
 
 def test_bad_values_say_what_to_type():
-    with pytest.raises(DlxError, match=r"optimizer.lr must be positive, got -0.1. Type e.g. `optimizer.lr="):
+    with pytest.raises(DlxError, match=r"lr must be a positive number, got -0.1. Type e.g. `optimizer.lr="):
         adamw(TinyNet(), lr=-0.1)
     with pytest.raises(DlxError, match="optimizer.betas"):
         adamw(TinyNet(), betas=[0.9])
