@@ -113,8 +113,8 @@ def restore_run(
     if check_config is not None:
         check_config(cfg)
     data = build_data(cfg, checkpoint.get("data_state"))
-    model = build_model(cfg)
+    task = build_task(cfg, build_model(cfg))
+    model = task.model  # what the checkpoint holds: a task may wrap the model (regression's target scale)
     load_model_state(model, checkpoint["model"])
     model.eval()
-    task = build_task(cfg, model)
     return RestoredRun(Path(path), checkpoint, cfg, data, model, task)

@@ -94,7 +94,16 @@ TOP_LEVEL_KEYS = [
     "seed",
 ]
 # Data-config keys the builder fills from the data itself; not constructor arguments.
-DATA_METADATA_KEYS = ["input_shape", "num_outputs", "num_classes", "class_names", "vocab_size", "pad_id"]
+DATA_METADATA_KEYS = [
+    "input_shape",
+    "num_outputs",
+    "num_classes",
+    "class_names",
+    "vocab_size",
+    "pad_id",
+    "target_mean",
+    "target_std",
+]
 DATA_BUILDER_KEYS = ["split", *DATA_METADATA_KEYS]
 
 

@@ -29,6 +29,10 @@ class DataMetadata:
     # What a batch's targets are: "classes" (a class id per sample), "next_tokens" (a token id per
     # position: language modelling) or "values" (numbers: regression). Tasks declare which they read.
     targets: str = "classes"
+    # Numeric targets ("values"): their train-split mean and std, so that a regression model predicts
+    # targets standardised to mean 0 and std 1 and maps them back (dlx/tasks/regression.py). None: as is.
+    target_mean: list[float] | None = None
+    target_std: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

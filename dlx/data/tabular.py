@@ -54,6 +54,8 @@ class TabularData(DataModule):
         self.class_names: list[str] | None = None
         self.mean: list[float] | None = None
         self.std: list[float] | None = None
+        self.target_mean: list[float] | None = None
+        self.target_std: list[float] | None = None
 
     def read_table(self) -> Any:
         import pandas as pd
@@ -146,6 +148,9 @@ class TabularData(DataModule):
             mean, std = train_statistics(inputs[indices["train"]], dims=(0,))
             inputs = (inputs - mean) / std
             self.mean, self.std = mean.tolist(), std.tolist()
+            if self.task_type == "regression":  # the model learns them standardised (see DataMetadata)
+                target_mean, target_std = train_statistics(targets[indices["train"]], dims=(0,))
+                self.target_mean, self.target_std = target_mean.tolist(), target_std.tolist()
         self.splits = {split: (inputs[index], targets[index]) for split, index in indices.items()}
 
     def metadata(self) -> DataMetadata:
@@ -159,5 +164,7 @@ class TabularData(DataModule):
             targets="classes" if num_classes else "values",
             mean=self.mean,
             std=self.std,
+            target_mean=self.target_mean,
+            target_std=self.target_std,
             extra={"features": list(self.feature_names), "target": self.target, "task_type": self.task_type},
         )

@@ -41,6 +41,20 @@ def test_regression_gives_float_column_targets(csv_path):
     assert targets.dtype == torch.float32 and targets.shape == (9, 1)
     # weight = 100 - height / 1.5 in every row, untouched because standardize=false
     assert torch.allclose(targets[:, 0], 100 - inputs[:, 0] / 1.5)
+    assert metadata.target_mean is None and metadata.target_std is None
+
+
+def test_standardize_gives_the_regression_targets_train_statistics(csv_path):
+    """The targets stay in their units; the model learns them standardised (dlx/tasks/regression.py)."""
+    module = TabularData(
+        path=str(csv_path), target="weight", features=["height", "age"], task_type="regression"
+    )
+    module.setup()
+    train_targets = module.splits["train"][1]
+    metadata = module.metadata()
+    assert metadata.target_mean == pytest.approx(train_targets.mean(dim=0).tolist())
+    assert metadata.target_std == pytest.approx(train_targets.std(dim=0, correction=0).tolist())
+    assert train_targets.mean() > 50  # weights of 41-100: not standardised in the data
 
 
 def test_missing_column_lists_the_columns_and_suggests_one(csv_path):
