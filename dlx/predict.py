@@ -109,6 +109,8 @@ def _predict_with_checkpoint(
     if targets is not None:
         class_names = metadata.get("class_names")
         for prediction, target in zip(predictions, targets, strict=True):
+            if isinstance(target, list) and len(target) == 1:  # one regression target per row
+                target = target[0]
             prediction.target = (
                 class_names[target] if class_names and isinstance(target, int) else str(target)
             )
@@ -220,20 +222,38 @@ def _print_predictions(
     classifier = _is_classifier(metadata, len(metadata.get("class_names") or []))
     table.add_column("probability" if classifier else "value", justify="right")
     with_targets = any(prediction.target is not None for prediction in predictions)
+    errors = [] if with_targets and not classifier else None  # a regression's, not right or wrong
     if with_targets:
         table.add_column("true")
+    if errors is not None:
+        table.add_column("error", justify="right")
     if top_k > 1:
         table.add_column(f"top {top_k}")
     for prediction in predictions:
         label, value = prediction.top[0]
         row = [prediction.input, label, f"{value:.4f}"]
-        if with_targets:
+        if errors is not None:
+            error = _error(value, prediction.target)
+            errors.append(error)
+            row += [str(prediction.target), "-" if error is None else f"{error:+.4g}"]
+        elif with_targets:
             mark = "" if prediction.target == label else " [red]x[/]"
             row.append(f"{prediction.target}{mark}")
         if top_k > 1:
             row.append(", ".join(f"{name} {probability:.3f}" for name, probability in prediction.top))
         table.add_row(*row)
     console.print(table)
-    if with_targets:
+    if errors is not None:
+        known = [abs(error) for error in errors if error is not None]
+        if known:
+            console.print(f"mean absolute error {sum(known) / len(known):.4g} over {len(known)}")
+    elif with_targets:
         correct = sum(prediction.target == prediction.top[0][0] for prediction in predictions)
         console.print(f"{correct}/{len(predictions)} correct")
+
+
+def _error(value: float, target: str | None) -> float | None:
+    try:
+        return value - float(target)
+    except (TypeError, ValueError):
+        return None

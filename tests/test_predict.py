@@ -132,6 +132,25 @@ def test_checkpoint_predict_on_a_data_split_shows_the_true_labels(checkpoint):
     assert "true" in result.output and "/4 correct" in result.output
 
 
+def test_checkpoint_predict_on_a_regression_shows_errors_in_the_targets_units(tmp_path, monkeypatch):
+    """Numbers are not right or wrong: each row shows its error, and the mean absolute error closes."""
+    from tests.helpers import only_run_folder, train_run
+
+    monkeypatch.chdir(tmp_path)
+    lines = ["a,y"] + [f"{a / 100:.4f},{200 + a:.4f}" for a in range(200)]
+    (tmp_path / "table.csv").write_text("\n".join(lines) + "\n")
+    train_run(
+        "data=tabular", "task=regression", "data.path=table.csv", "data.target=y", "trainer.max_epochs=20"
+    )
+    best = only_run_folder() / "checkpoints" / "best.ckpt"
+    result = runner.invoke(app, ["predict", str(best), "data.split=test", "--limit", "4"])
+    assert result.exit_code == 0, result.output
+    assert "error" in result.output and "mean absolute error" in result.output
+    assert "correct" not in result.output
+    mae = float(result.output.split("mean absolute error ")[1].split()[0])
+    assert mae < 20  # targets 200-399: in their own units, and learnt
+
+
 def _rewrite(onnx_file, tmp_path, change):
     proto = onnx.load(str(onnx_file))
     change(proto)
