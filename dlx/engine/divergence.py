@@ -18,7 +18,13 @@ class DivergenceWatch:
         self.enabled = enabled
         self.last_finite: tuple[int, torch.Tensor] | None = None  # (step, loss): read only to explain
 
-    def check(self, window: LogWindow, grad_norm: torch.Tensor | None, kept_checkpoint: Path | None) -> None:
+    def check(
+        self,
+        window: LogWindow,
+        grad_norm: torch.Tensor | None,
+        kept_checkpoint: Path | None,
+        learning_rate: float | None = None,
+    ) -> None:
         """Raise TrainingDiverged naming the first step whose loss was not finite."""
         steps, losses = window.unchecked()
         if not self.enabled or not losses:
@@ -39,6 +45,7 @@ class DivergenceWatch:
                         self.last_finite,
                         grad_norm,
                         kept_checkpoint,
+                        learning_rate,
                     )
                 )
         self.last_finite = (steps[-1], losses[-1])
@@ -50,6 +57,7 @@ def explain(
     last_finite: tuple[int, torch.Tensor] | None,
     grad_norm: torch.Tensor | None,
     kept_checkpoint: Path | None,
+    learning_rate: float | None = None,
 ) -> str:
     lines = [what]
     if last_finite:
@@ -58,8 +66,9 @@ def explain(
         lines.append(f"Last measured gradient norm: {float(grad_norm):.4g}.")
     if kept_checkpoint is not None and kept_checkpoint.exists():
         lines.append(f"The last good checkpoint is kept: {kept_checkpoint}.")
+    at = f" (the run was at {learning_rate:.3g})" if learning_rate is not None else ""
     lines.append(
-        "Try a lower learning rate (e.g. `optimizer.lr=` a tenth of now), gradient clipping "
+        f"Try a lower learning rate{at}: e.g. a tenth of your `optimizer.lr`, gradient clipping "
         "(`trainer.gradient_clip_val=1.0`), or `trainer.precision=bf16` instead of fp16."
     )
     return " ".join(lines)

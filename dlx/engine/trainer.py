@@ -321,6 +321,7 @@ class Trainer:
                     self.divergence.last_finite,
                     self.optimization.grad_norm,
                     self.kept_checkpoint,
+                    self.optimization.learning_rate(),
                 )
             )
         self.optimization.after_validation(score)
@@ -354,7 +355,12 @@ class Trainer:
                 self.keeper.save_last(checkpoint)
 
     def _check_divergence(self) -> None:
-        self.divergence.check(self.log_window, self.optimization.grad_norm, self.kept_checkpoint)
+        self.divergence.check(
+            self.log_window,
+            self.optimization.grad_norm,
+            self.kept_checkpoint,
+            self.optimization.learning_rate(),
+        )
 
     def _checkpoint_state(self, task: Task) -> dict[str, Any]:
         progress = asdict(self.state)
