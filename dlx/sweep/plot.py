@@ -60,7 +60,8 @@ def _plot(plan: SweepPlan, rows: list[TrialRow], best: TrialRow | None, path: Pa
         axis.set_xlabel(parameter.name)
         axis.set_ylabel(plan.monitor)
         axis.grid(alpha=0.3)
-    axes[0][0].legend()
+    if axes[0][0].get_legend_handles_labels()[0]:  # else matplotlib warns of an empty legend
+        axes[0][0].legend()
     figure.suptitle(f"sweep {plan.sweep_id}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

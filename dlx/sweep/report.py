@@ -169,7 +169,9 @@ def write_report_files(
 
 
 def _best_record(plan: SweepPlan, best: TrialRow) -> dict[str, Any]:
-    checkpoint = Path(best.run_folder) / "checkpoints" / "best.ckpt" if best.run_folder else None
+    # trainer.save_top_k=0 keeps no best.ckpt: then the last one, or none, rather than a missing file
+    kept = [Path(best.run_folder) / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
+    checkpoint = next((path for path in kept if path.exists()), None) if best.run_folder else None
     return {
         "trial": best.name,
         "metric": plan.monitor,

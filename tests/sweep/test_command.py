@@ -117,3 +117,9 @@ def test_show_takes_a_sweep_id_with_the_shared_storage_as_resume_does(tmp_path, 
     assert result.exit_code == 0, result.output
     assert "2 finished" in result.output
     assert list(Path("outputs/sweeps").glob(f"*/{sweep_id}/summary.json"))  # the report, on this machine
+
+
+def test_without_a_best_checkpoint_the_report_names_the_last_one():
+    assert sweep(*FAST, "optimizer.lr=1e-3,1e-2", "trainer.save_top_k=0").exit_code == 0
+    checkpoint = yaml.safe_load((only_sweep_folder() / "best.yaml").read_text())["checkpoint"]
+    assert checkpoint.endswith("last.ckpt") and Path(checkpoint).exists()
