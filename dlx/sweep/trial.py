@@ -91,6 +91,9 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         raise
     except Exception as exception:
         error = " ".join(str(exception).split()) or type(exception).__name__
+        # No metrics.jsonl: it failed while being set up (a run refused before its first step leaves no
+        # folder), which the worker watches for (see work: the next trials would fail alike).
+        trial.set_user_attr("failed_before_training", not (folder / "metrics.jsonl").exists())
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
     wall_seconds = time.perf_counter() - started

@@ -54,7 +54,7 @@ def work(
     # would draw that run's points again.
     study = open_study(storage, plan, sampler_seed=plan.seed + 1000 * worker_index + len(begun))
     poll_seconds = min(2, plan.settings.heartbeat_seconds)
-    ran = 0
+    ran, last_setup_failure = 0, None
     while max_trials is None or ran < max_trials:
         if parent_pid is not None and os.getppid() != parent_pid:
             break  # the sweep command that started this worker is gone
@@ -66,10 +66,22 @@ def work(
             time.sleep(poll_seconds)
             continue
         with Heartbeat(storage, trial._trial_id, plan.settings.heartbeat_seconds, parent_pid):
-            from dlx.sweep.trial import run_trial
+            from dlx.sweep.trial import announce, run_trial
 
-            run_trial(study, trial, plan, sweep_folder)
+            state = run_trial(study, trial, plan, sweep_folder)
         ran += 1
+        attributes = trial.user_attrs
+        setup_failure = attributes.get("error") if attributes.get("failed_before_training") else None
+        if setup_failure and any(name in setup_failure for name in plan.distributions):
+            setup_failure = None  # it names a swept setting: other points may not fail
+        if state == "FAIL" and setup_failure is not None and setup_failure == last_setup_failure:
+            announce(
+                f"Two trials in a row failed before training with the same error, so the others would too: "
+                f"this worker stops. If the error names a setting, fix it and start a new sweep; if it is "
+                f"outside the config (data, disk), `dlx sweep --resume {sweep_folder}` runs the trials left."
+            )
+            break
+        last_setup_failure = setup_failure if state == "FAIL" else None
     return ran
 
 

@@ -123,3 +123,11 @@ def test_without_a_best_checkpoint_the_report_names_the_last_one():
     assert sweep(*FAST, "optimizer.lr=1e-3,1e-2", "trainer.save_top_k=0").exit_code == 0
     checkpoint = yaml.safe_load((only_sweep_folder() / "best.yaml").read_text())["checkpoint"]
     assert checkpoint.endswith("last.ckpt") and Path(checkpoint).exists()
+
+
+def test_a_setting_every_trial_fails_on_stops_the_sweep_after_two():
+    result = sweep(*FAST, "optimizer.lr=1e-3,2e-3,3e-3,4e-3", "trainer.monitor=val/acc")  # no mode=max
+    assert result.exit_code == 1, result.output  # no trial finished
+    assert "Two trials in a row failed before training with the same error" in result.output
+    states = [t["state"] for t in read_summary(only_sweep_folder())["trials"]]
+    assert sorted(states) == ["failed", "failed", "waiting", "waiting"]
