@@ -1,4 +1,5 @@
-"""`dlx predict`: classes for images (or a data split) from an exported ONNX file or a checkpoint.
+"""`dlx predict`: classes for images (or a data split) from an exported ONNX file or a checkpoint, and for
+texts from a text classifier's checkpoint.
 
 Given an ONNX file, only onnxruntime, numpy and PIL are imported (no torch): the file's dlx metadata says
 how to turn an image into the model's input, exactly as the run's data module did.
@@ -27,8 +28,9 @@ class Prediction:
 def predict(
     source: Path, arguments: list[str], top_k: int = 1, limit: int = 16, trust_checkpoint: bool = False
 ) -> list[Prediction]:
-    """Predict with ``source`` (a .onnx file or a checkpoint) on the images among ``arguments``; for a
-    checkpoint, the other arguments are overrides and without images it predicts on ``data.split``."""
+    """Predict with ``source`` (a .onnx file or a checkpoint) on the images among ``arguments`` (texts for a
+    text classifier's checkpoint); for a checkpoint, the other arguments are overrides, and without
+    inputs it predicts on ``data.split``."""
     if top_k < 1 or limit < 1:
         raise DlxError(
             f"--top-k and --limit must be at least 1, got {top_k} and {limit}. Type e.g. `--top-k 3`."
@@ -43,17 +45,17 @@ def predict(
                 f"from, or load the file with {RUNTIMES[export_format]} in your own code."
             )
     overrides = [argument for argument in arguments if "=" in argument or argument.startswith("~")]
-    images = [Path(argument) for argument in arguments if argument not in overrides]
+    given = [argument for argument in arguments if argument not in overrides]  # image files, or texts
     if source.suffix.lower() == ".onnx":
         if overrides:
             raise DlxError(
                 f"Overrides ({' '.join(overrides)}) apply to a checkpoint, not to an ONNX file. Pass only "
                 "image files after the .onnx file, or a checkpoint instead."
             )
-        predictions, metadata = _predict_with_onnx(source, images, top_k)
+        predictions, metadata = _predict_with_onnx(source, [Path(image) for image in given], top_k)
     else:
         predictions, metadata = _predict_with_checkpoint(
-            source, images, overrides, top_k, limit, trust_checkpoint
+            source, given, overrides, top_k, limit, trust_checkpoint
         )
     _print_predictions(source, metadata, predictions, top_k)
     return predictions
@@ -74,7 +76,7 @@ def _predict_with_onnx(path: Path, images: list[Path], top_k: int) -> tuple[list
 
 
 def _predict_with_checkpoint(
-    path: Path, images: list[Path], overrides: list[str], top_k: int, limit: int, trust_checkpoint: bool
+    path: Path, given: list[str], overrides: list[str], top_k: int, limit: int, trust_checkpoint: bool
 ) -> tuple[list[Prediction], dict[str, Any]]:
     import torch
 
@@ -94,7 +96,10 @@ def _predict_with_checkpoint(
     run = restore_run(path, overrides, trust_checkpoint, check_config=refuse_language_models)
     metadata = decode_metadata(deployment_metadata(run, "float32", {0: "batch"}))
     targets = None
-    if images:
+    if given and hasattr(run.data, "encode_texts"):  # a text classifier: the arguments are texts
+        inputs, names, notes = run.data.encode_texts(given), given, [[] for _ in given]
+    elif given:
+        images = [Path(image) for image in given]
         prepared, notes = prepare_images(images, metadata)
         inputs, names = torch.from_numpy(prepared), [str(image) for image in images]
     else:

@@ -226,3 +226,18 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(arguments, message, on
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert "Error:" in result.output and "Traceback" not in result.output
+
+
+def test_a_text_classifier_predicts_typed_texts_as_it_read_its_data(tmp_path_factory):
+    checkpoint = family_checkpoint(tmp_path_factory.getbasetemp() / "trained-runs", "rnn")
+    run = restore_run(checkpoint)
+    texts = run.data.read_splits()["val"].texts[:3]
+    predictions = predict(checkpoint, texts, top_k=2)
+    assert [prediction.input for prediction in predictions] == texts
+    with torch.inference_mode():
+        encoded = run.data.prepare(run.data.splits["val"][0][:3])
+        expected = torch.softmax(run.model(encoded).float(), dim=1)
+    for prediction, probabilities in zip(predictions, expected, strict=True):
+        assert dict(prediction.top) == pytest.approx(
+            {name: float(p) for name, p in zip(run.data.class_names, probabilities, strict=True)}, abs=1e-5
+        )

@@ -277,6 +277,13 @@ class TextClassificationData(DataModule):
             )
         return super().loader(split, epoch=epoch, start_batch=start_batch, shuffle=shuffle)
 
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """New texts as the model reads them, encoded as the training texts were (for `dlx predict`)."""
+        self.setup()
+        tokenizer = self.make_tokenizer([])  # the learnt vocabulary, or the pretrained tokenizer
+        encoded = [ids or [tokenizer.unknown_id] for ids in tokenizer.encode_batch(texts, self.max_length)]
+        return self.prepare(pad_sequences(encoded, self.pad_id, self.max_length))
+
     def example_batch(self, split: str = "val", size: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         # Full max_length columns: an exporter traces with input_shape and marks the sequence axis dynamic.
         inputs, targets = self.setup().splits[split]
