@@ -182,13 +182,16 @@ def export(
         "Examples:\n\n"
         "  dlx predict model.onnx digit1.png digit2.png --top-k 3\n\n"
         "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt data.split=test --limit 16\n\n"
-        "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt photo.jpg"
+        "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt photo.jpg\n\n"
+        '  dlx predict outputs/sst2_lstm/<run>/checkpoints/best.ckpt "a wonderful, moving film"'
     ),
 )
 def predict(
     source: Path = typer.Argument(..., help="An ONNX file written by dlx export, or a checkpoint."),
     inputs: list[str] = typer.Argument(
-        None, help="Image files; for a checkpoint also Hydra overrides (data.split=test).", show_default=False
+        None,
+        help="Image files (texts, quoted, for a text classifier); for a checkpoint also Hydra overrides.",
+        show_default=False,
     ),
     top_k: int = typer.Option(1, "--top-k", help="How many classes to show per input."),
     limit: int = typer.Option(16, "--limit", help="How many samples of data.split (checkpoint, no images)."),
@@ -197,8 +200,9 @@ def predict(
     ),
     debug: bool = DEBUG,
 ) -> None:
-    """Classify images (or samples of a data split) with an exported ONNX file or a checkpoint; an ONNX file
-    carries its own preprocessing and classes, and runs with onnxruntime alone."""
+    """Classify images (texts with a text classifier's checkpoint, or samples of a data split) with an
+    exported ONNX file or a checkpoint; an ONNX file carries its own preprocessing and classes, and runs
+    with onnxruntime alone."""
     from dlx.predict import predict as predict_inputs
 
     _run(lambda: predict_inputs(source, _overrides("predict", inputs), top_k, limit, trust_checkpoint))
