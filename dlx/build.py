@@ -153,20 +153,15 @@ def scheduler_attacher(cfg: DictConfig) -> Callable:
 
 def _nearest_key(cfg: DictConfig, overrides: list[str]) -> str | None:
     """For an override of a key the config lacks ('trainer.max_stepz=5'): the key it was meant for."""
-    import difflib
+    from dlx.config.compose import closest_key
 
     absent = object()
     for override in overrides:
         key, _, value = override.partition("=")
         if key.startswith(("+", "~")) or OmegaConf.select(cfg, key, default=absent) is not absent:
             continue
-        parent, _, leaf = key.rpartition(".")
-        section = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if isinstance(section, DictConfig):
-            nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
-            if nearest:
-                meant = f"{parent}.{nearest[0]}" if parent else nearest[0]
-                return f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`."
+        if meant := closest_key(cfg, key):
+            return f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`."
     return None
 
 

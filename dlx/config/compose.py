@@ -79,24 +79,29 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
     return cfg
 
 
+def closest_key(cfg: DictConfig, key: str) -> str | None:
+    """The key of ``cfg`` that a misspelled ``key`` ('trainer.max_epoch') was meant to be, if one is close."""
+    parent, _, leaf = key.rpartition(".")
+    section = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    if not isinstance(section, DictConfig):
+        return None
+    nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
+    return (f"{parent}.{nearest[0]}" if parent else nearest[0]) if nearest else None
+
+
 def _explain_unknown_key(key: str, overrides: list[str], extra_dirs: list[Path]) -> str | None:
     """'trainer.max_epoch' -> the nearest key of the config it was meant for (composed without it)."""
     setting = re.compile(rf"^\+{{0,2}}{re.escape(key)}=(.*)$")
     value = next((match[1] for o in overrides if (match := setting.match(o))), "...")
-    parent, _, leaf = key.rpartition(".")
     try:
         cfg = _compose_with_hydra([o for o in overrides if not setting.match(o)], extra_dirs)
     except DlxError:
         return None
-    section = OmegaConf.select(cfg, parent) if parent else cfg
-    if not isinstance(section, DictConfig):
-        return None
-    nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
-    if not nearest:
+    meant = closest_key(cfg, key)
+    if meant is None:
         return None
     from dlx.config.validate import COMPONENT_GROUPS
 
-    meant = f"{parent}.{nearest[0]}" if parent else nearest[0]
     message = f"Unknown key '{key}'. Did you mean '{meant}'? Type `{meant}={value}`."
     if key.split(".")[0] in COMPONENT_GROUPS:  # trainer, logger and the top level take no new keys
         message += f" (An argument of your own class that the config lacks goes in with `+{key}={value}`.)"
