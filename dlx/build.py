@@ -30,10 +30,15 @@ def _builder_and_arguments(group: str, section: DictConfig, skip: tuple[str, ...
         arguments = OmegaConf.to_container(section, resolve=True)
     except InterpolationKeyError as error:
         raise pieces_do_not_fit(error) from error
-    target = arguments.pop("_target_", None)
-    name = arguments.pop("name", None)
-    builder = import_object(target) if target else registry_for_group(group).get(name)
-    return builder, {k: v for k, v in arguments.items() if k not in skip}
+    arguments.pop("_target_", None)
+    arguments.pop("name", None)
+    return component_class(group, section), {k: v for k, v in arguments.items() if k not in skip}
+
+
+def component_class(group: str, section: DictConfig) -> Any:
+    """What a group's config builds: its ``_target_``, or the registered entry it names."""
+    target = section.get("_target_")
+    return import_object(str(target)) if target else registry_for_group(group).get(section.get("name"))
 
 
 def instantiate_data(cfg: DictConfig, state: dict[str, Any] | None = None):
@@ -89,7 +94,7 @@ def check_pieces_fit(cfg: DictConfig, targets: str) -> None:
     """Refuse a task that cannot read the data's ``targets`` (a DataMetadata.targets kind), and a language
     model without language-modelling data or the reverse, before the model is built: each would
     otherwise fail in its first step with a bare PyTorch error."""
-    task_class, model_class = _builder("task", cfg.task), _builder("model", cfg.model)
+    task_class, model_class = component_class("task", cfg.task), component_class("model", cfg.model)
     task, data, model = cfg.task.get("name"), cfg.data.get("name"), cfg.model.get("name")
     wanted = getattr(task_class, "reads_targets", None)
     if wanted is not None and targets in TARGET_WORDS and wanted != targets:
@@ -111,11 +116,6 @@ def check_pieces_fit(cfg: DictConfig, targets: str) -> None:
             f"task=language_modeling`. For data={data} ({TARGET_WORDS.get(targets, targets)}) pick a model "
             "that gives one prediction per sample (see `dlx ls`: model=transformer or rnn for text)."
         )
-
-
-def _builder(group: str, section: DictConfig) -> Any:
-    target = section.get("_target_")
-    return import_object(str(target)) if target else registry_for_group(group).get(str(section.name))
 
 
 def build_model(cfg: DictConfig):

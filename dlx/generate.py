@@ -26,12 +26,11 @@ log = logging.getLogger("dlx")
 
 def is_language_model(cfg: Any) -> bool:
     """Whether the run's task is LanguageModelingTask or a subclass, by registry name or ``_target_``."""
-    from dlx.registry import import_object, registry_for_group
+    from dlx.build import component_class
     from dlx.tasks.language_modeling import LanguageModelingTask
 
-    target, name = cfg.task.get("_target_"), cfg.task.get("name")
     try:
-        task = import_object(str(target)) if target else registry_for_group("task").get(str(name))
+        task = component_class("task", cfg.task)
     except DlxError:
         return False
     return isinstance(task, type) and issubclass(task, LanguageModelingTask)
