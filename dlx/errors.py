@@ -16,6 +16,7 @@ class TrainingDiverged(DlxError):
     """The loss or a monitored metric became NaN/Inf; the last good checkpoint is kept."""
 
     exit_code = 1
+    stop_reason = "diverged"  # summary.json's for a run this ends (any other error: "failed")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx.errors import DlxError, TrainingDiverged
+from dlx.errors import DlxError
 
 log = logging.getLogger("dlx")
 
@@ -170,7 +170,7 @@ def fit_config(
         if writes_files and (exit_code == 0 or failure is not None):
             if failure is not None:  # summary.json says how every run that keeps its folder ended
                 summary = trainer.summary()
-                summary["stop_reason"] = "diverged" if isinstance(failure, TrainingDiverged) else "failed"
+                summary["stop_reason"] = getattr(failure, "stop_reason", "failed")  # e.g. TrainingDiverged
                 summary["error"] = (" ".join(str(failure).split()) or type(failure).__name__)[:2000]
             summary["run_folder"] = str(run_folder)
             (run_folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

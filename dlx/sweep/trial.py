@@ -54,7 +54,9 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         # (which depends on a swept batch size).
         trial.report(score, len(reported))
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after validation {len(reported)} (step {step})")
+            pruned = optuna.TrialPruned(f"pruned after validation {len(reported)} (step {step})")
+            pruned.stop_reason = "pruned"  # what the run's summary.json says (see fit_config)
+            raise pruned
 
     started = time.perf_counter()
     state, value, error = "FAIL", None, None
@@ -81,7 +83,6 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
             state = "COMPLETE"
     except optuna.TrialPruned:
         state = "PRUNED"
-        _mark_pruned(folder / "summary.json")
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
         trial.set_user_attr("wall_seconds", time.perf_counter() - started)
@@ -107,16 +108,6 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
     announce(_ending(slot, state, plan.monitor, value, reported, error, wall_seconds))
     return state
-
-
-def _mark_pruned(summary_path: Path) -> None:
-    """The run's summary.json says "failed" (the pruner stopped it by raising): it was pruned."""
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    summary["stop_reason"] = "pruned"
-    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def _left_by_an_interrupted_attempt(folder: Path) -> dict[str, Any] | None:
