@@ -80,7 +80,8 @@ class Optimization:
                 if self.clip_value is not None:
                     torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
                 if self.measure_grad_norm and parameters:
-                    self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+                    grads = [p.grad for p in parameters]
+                    self.grad_norm = torch.nn.utils.get_total_norm(grads, foreach=_foreach_or_default(grads))
         if scaler is not None:
             scaler.step(optimizer)
         else:
@@ -128,3 +129,10 @@ class Optimization:
                 setup.scheduler.load_state_dict(scheduler_state)
         if self.precision.scaler is not None and state.get("scaler"):
             self.precision.scaler.load_state_dict(state["scaler"])
+
+
+def _foreach_or_default(tensors: list[torch.Tensor]) -> bool | None:
+    """True (one norm kernel for all tensors, not one each) for plain tensors on the CPU or a CUDA
+    device, which PyTorch's default leaves out on the CPU; otherwise PyTorch's default (FSDP's shards)."""
+    plain = all(type(t) is torch.Tensor and t.device.type in ("cpu", "cuda") for t in tensors)
+    return True if plain else None
