@@ -96,7 +96,7 @@ def restore_run(
     """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built."""
     from dlx.build import apply_overrides, build_data, build_model, build_task
     from dlx.config.validate import validate_config
-    from dlx.engine.checkpoint import load_checkpoint, load_model_state
+    from dlx.engine.checkpoint import load_checkpoint, load_model_state, load_task_state
 
     refuse_group_swaps(
         overrides or [],
@@ -116,5 +116,6 @@ def restore_run(
     task = build_task(cfg, build_model(cfg))
     model = task.model  # what the checkpoint holds: a task may wrap the model (regression's target scale)
     load_model_state(model, checkpoint["model"])
-    model.eval()
+    load_task_state(task, checkpoint.get("task"))
+    task.eval()
     return RestoredRun(Path(path), checkpoint, cfg, data, model, task)

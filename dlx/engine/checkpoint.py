@@ -10,13 +10,16 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dlx.engine.monitor import is_improvement
 from dlx.errors import DlxError, first_line
+
+if TYPE_CHECKING:
+    from dlx.tasks.base import Task
 
 
 def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
@@ -209,4 +212,19 @@ def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
             f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
             "with another model or other model settings: drop the model overrides, or use a "
             "checkpoint of this model."
+        ) from error
+
+
+def load_task_state(task: Task, state: dict[str, torch.Tensor] | None) -> None:
+    """Load the task's own parameters (beyond its model), explaining a checkpoint of another task."""
+    if state is None:
+        return  # a checkpoint from before tasks' own state was kept
+    try:
+        task.load_own_state_dict(state)
+    except RuntimeError as error:
+        details = " ".join(str(error).split())[:400]
+        raise DlxError(
+            f"The checkpoint's task state does not fit this task ({details}). The checkpoint was made "
+            "with another task or other task settings: drop the task overrides, or use a checkpoint "
+            "of this task."
         ) from error

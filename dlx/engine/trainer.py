@@ -24,7 +24,13 @@ from omegaconf import DictConfig
 from dlx import __version__
 from dlx.config.schema import parse_duration, trainer_settings
 from dlx.data.base import DataModule
-from dlx.engine.checkpoint import CheckpointKeeper, capture_rng_state, load_model_state, restore_rng_state
+from dlx.engine.checkpoint import (
+    CheckpointKeeper,
+    capture_rng_state,
+    load_model_state,
+    load_task_state,
+    restore_rng_state,
+)
 from dlx.engine.distributed import Processes
 from dlx.engine.divergence import DivergenceWatch, explain
 from dlx.engine.early_stopping import EarlyStopping
@@ -110,6 +116,7 @@ class Trainer:
         task.to(self.device)
         if checkpoint is not None:
             load_model_state(self.model, checkpoint["model"])  # before FSDP cuts it into shards
+            load_task_state(task, checkpoint.get("task"))
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
         task.model = self.processes.wrap(task.model)  # DDP or FSDP with several processes
@@ -369,6 +376,7 @@ class Trainer:
             "dlx_version": __version__,
             "config": self.config_yaml,
             "model": self.processes.full_state(self.model.state_dict()),
+            "task": task.own_state_dict(),  # a GAN's discriminator, say; usually empty
             "data_state": self.data.state_dict(),
             "optimization": self.processes.full_state(self.optimization.state_dict()),
             "schedule": asdict(self.context),

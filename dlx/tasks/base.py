@@ -19,7 +19,10 @@ class Task(nn.Module):
     """Wraps the model; subclasses define the loss and the metrics.
 
     Override ``configure_optimizers`` and ``train_batch`` for several optimizers or a custom step
-    (a GAN's generator and discriminator): the trainer only calls these two.
+    (a GAN's generator and discriminator): the trainer only calls these two. With several optimizers,
+    ``optimization.backward(loss, i)`` puts the gradients of ``loss`` on optimizer i's parameters only,
+    and ``optimization.step(i)`` steps it and clears them; every gradient is cleared before each batch
+    (each accumulation window). Modules the task holds beside ``model`` are checkpointed with it.
     """
 
     # The data targets this task trains on (DataMetadata.targets), checked before anything is built;
@@ -41,6 +44,17 @@ class Task(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model(inputs)
+
+    def own_state_dict(self) -> dict[str, torch.Tensor]:
+        """The task's parameters and buffers beyond its model (a GAN's discriminator): checkpoints hold
+        them beside the model's weights, so a resumed or evaluated run has them too."""
+        return {key: value for key, value in self.state_dict().items() if not key.startswith("model.")}
+
+    def load_own_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [key for key in missing if not key.startswith("model.")]
+        if missing or unexpected:
+            raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
     # -- what a batch means -----------------------------------------------------------------------
     def training_step(self, batch: Batch) -> torch.Tensor:

@@ -1,0 +1,44 @@
+import shutil
+
+import pytest
+import torch
+
+from dlx.engine.checkpoint import load_checkpoint
+from tests.helpers import only_run_folder, train_run
+from tests.tasks import critic_task
+
+TASK = [
+    "task._target_=tests.tasks.critic_task.CriticTask",
+    "trainer.deterministic=true",
+    "scheduler=constant",
+]
+
+
+@pytest.mark.parametrize("critic_first", [True, False])
+def test_each_optimizer_steps_on_the_gradient_of_its_own_loss_only(critic_first):
+    critic_task.CRITIC_GRADIENT_ERRORS.clear()
+    train_run(*TASK, f"+task.critic_first={critic_first}", "trainer.max_epochs=1")
+    assert len(critic_task.CRITIC_GRADIENT_ERRORS) == 20  # digits: 20 batches of 64
+    assert max(critic_task.CRITIC_GRADIENT_ERRORS) < 1e-6
+
+
+def test_a_module_the_task_holds_is_checkpointed_resumed_and_restored(tmp_path):
+    from dlx.restore import restore_run
+    from dlx.train import train
+
+    train_run(*TASK, "trainer.max_epochs=2", "output_dir=whole")
+    whole = load_checkpoint(only_run_folder(tmp_path / "whole") / "checkpoints" / "last.ckpt")
+    assert set(whole["task"]) == {"critic.weight", "critic.bias"}
+
+    train_run(*TASK, "trainer.max_epochs=1", "output_dir=halves")
+    folder = only_run_folder(tmp_path / "halves")
+    train(["trainer.max_epochs=2"], resume=folder, trust_checkpoint=True)
+    resumed = load_checkpoint(folder / "checkpoints" / "last.ckpt")
+    for key, value in whole["task"].items():
+        assert torch.equal(resumed["task"][key], value), key  # the resumed run went on with the critic
+    for key, value in whole["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+
+    restored = restore_run(folder / "checkpoints" / "last.ckpt", trust_checkpoint=True)
+    assert torch.equal(restored.task.critic.weight, resumed["task"]["critic.weight"])
+    shutil.rmtree(tmp_path / "whole")
