@@ -52,6 +52,19 @@ def refuse_group_swaps(overrides: list[str], keeps: str, instead: str) -> None:
             raise DlxError(f"`{override}` would swap a whole config group, but {keeps}. {instead}")
 
 
+def refuse_model_changes(overrides: list[str]) -> None:
+    """The checkpoint's weights were trained as its model config says: `model.activation=tanh` would load
+    them into another network and measure that. Only where the weights come from may change."""
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.startswith("model.") and key != "model.pretrained":
+            raise DlxError(
+                f"`{override}` would change the model the checkpoint's weights were trained for, so the "
+                "weights would run in another network. Drop it; to try the change, train a run with it "
+                f"(`dlx train ... {override}`)."
+            )
+
+
 # What cuts the training data into train/val/test: changed after training, "test" could hold training rows.
 SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "val_size")
 
@@ -96,7 +109,7 @@ def restore_run(
     """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built."""
     from dlx.build import apply_overrides, build_data, build_model, build_task
     from dlx.config.validate import validate_config
-    from dlx.engine.checkpoint import load_checkpoint, load_model_state, load_task_state
+    from dlx.engine.checkpoint import checkpoint_file, load_checkpoint, load_model_state, load_task_state
 
     refuse_group_swaps(
         overrides or [],
@@ -104,6 +117,8 @@ def restore_run(
         "Change single values instead (e.g. `data.split=test` or `data.batch_size=256`), or train a "
         "new run with `dlx train`.",
     )
+    refuse_model_changes(overrides or [])
+    path = checkpoint_file(path)  # a run folder: its last.ckpt
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     trained = OmegaConf.create(checkpoint["config"])

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,6 +54,42 @@ def test_a_foreign_target_inside_a_checkpoint_is_refused_unless_trusted(trained_
 
 
 def test_a_checkpoint_of_another_model_is_explained(trained_run):
-    folder, _ = trained_run
+    from dlx.engine.checkpoint import load_model_state
+
+    folder, _ = trained_run  # e.g. a user's model class whose code changed since the run
+    weights = load_checkpoint(folder / "checkpoints" / "best.ckpt")["model"]
     with pytest.raises(DlxError, match="do not fit this model"):
-        evaluate_checkpoint(folder / "checkpoints" / "best.ckpt", ["model.hidden_sizes=[32]"])
+        load_model_state(torch.nn.Linear(64, 10), weights)
+
+
+def test_eval_of_a_run_folder_measures_its_last_checkpoint_and_writes_into_that_run():
+    train_run("trainer.max_epochs=1")
+    folder = only_run_folder()
+    evaluate_checkpoint(folder, [])
+    written = json.loads((folder / "eval" / "val-last" / "eval.json").read_text())
+    assert Path(written["checkpoint"]).name == "last.ckpt"
+    assert not (folder.parent / "eval").exists()
+
+
+def test_eval_in_a_read_only_run_prints_the_metrics_then_says_they_were_not_saved(monkeypatch, capsys):
+    import errno
+
+    train_run("trainer.max_epochs=1")
+    folder = only_run_folder()
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(DlxError, match="The metrics above could not be saved .* Read-only file system"):
+        evaluate_checkpoint(folder / "checkpoints" / "best.ckpt", [])
+    assert "val/acc" in capsys.readouterr().out
+
+
+def test_eval_refuses_a_model_change_the_weights_would_load_into():
+    train_run("trainer.max_epochs=1")
+    checkpoint = only_run_folder() / "checkpoints" / "best.ckpt"
+    with pytest.raises(DlxError, match="would change the model the checkpoint's weights were trained for"):
+        evaluate_checkpoint(checkpoint, ["model.activation=tanh"])
+    results = evaluate_checkpoint(checkpoint, ["data.batch_size=7"])
+    assert results["overrides"] == ["data.batch_size=7"]

@@ -87,12 +87,18 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
+def checkpoint_file(path: str | Path) -> Path:
+    """``path``, or for a run folder (or its checkpoints/ folder) the last.ckpt in it."""
     path = Path(path)
     if path.is_dir():
         candidate = path / "checkpoints" / "last.ckpt"
-        path = candidate if candidate.exists() else path / "last.ckpt"
+        return candidate if candidate.exists() else path / "last.ckpt"
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
+    path = checkpoint_file(path)
     if not path.exists():
         raise DlxError(
             f"Checkpoint '{path}' does not exist. Pass a file such as "
