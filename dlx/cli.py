@@ -180,7 +180,7 @@ def export(
     context_settings=EXTRA_ARGS,
     epilog=(
         "Examples:\n\n"
-        "  dlx predict model.onnx digit1.png digit2.png --top-k 3\n\n"
+        "  dlx predict best.onnx digit1.png digit2.png --top-k 3\n\n"
         "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt data.split=test --limit 16\n\n"
         "  dlx predict outputs/<experiment>/<run>/checkpoints/best.ckpt photo.jpg\n\n"
         '  dlx predict outputs/sst2_lstm/<run>/checkpoints/best.ckpt "a wonderful, moving film"'

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,11 @@ def check_options(export_format: str, opset: int | None, quantize: str | None) -
 
 def output_path(out: Path | None, checkpoint: Path, export_format: str, int8: bool) -> Path:
     """``--out`` (a file, or a folder to write the default name into), else beside the checkpoint; never
-    over a checkpoint."""
-    name = f"model{'.int8' if int8 else ''}{SUFFIXES[export_format]}"
+    over a checkpoint. The default name follows the checkpoint's (best.ckpt: best.onnx), so exporting
+    last.ckpt does not replace best.ckpt's export."""
+    name = f"{checkpoint.stem}{'.int8' if int8 else ''}{SUFFIXES[export_format]}"
     if out is None:
-        return (checkpoint.parent if checkpoint.is_file() else checkpoint / "checkpoints") / name
+        return checkpoint.parent / name
     # A folder (one that does not exist yet: a name without a suffix) gets the default file name inside.
     path = out / name if out.is_dir() or (not out.exists() and not out.suffix) else out
     if path.suffix == ".ckpt" or (path.exists() and path.resolve() == checkpoint.resolve()):
@@ -60,6 +63,13 @@ def output_path(out: Path | None, checkpoint: Path, export_format: str, int8: bo
             f"`--out {path.with_name(name)}`, or give a folder to write {name} into."
         )
     return path
+
+
+def tagged(path: Path, tag: str) -> Path:
+    """``path`` with ``tag`` before its format's suffix: best.onnx, "failed" -> best.failed.onnx."""
+    name = path.name
+    suffix = next((s for s in sorted(SUFFIXES.values(), key=len, reverse=True) if name.endswith(s)), "")
+    return path.with_name(f"{name[: len(name) - len(suffix)]}.{tag}{suffix}")
 
 
 def export_checkpoint(
@@ -73,6 +83,7 @@ def export_checkpoint(
     trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` to ``export_format``; print the check table; exit 1 past the tolerance."""
+    from dlx.engine.checkpoint import checkpoint_file
     from dlx.export.parity import check_parity, print_export_table, raise_if_outside_tolerance
     from dlx.export.signature import describe_run
     from dlx.restore import restore_run
@@ -80,7 +91,8 @@ def export_checkpoint(
     check_options(export_format, opset, quantize)
     opset = DEFAULT_OPSET if opset is None else opset
     int8 = quantize == "int8"
-    path = output_path(None if out is None else Path(out), Path(checkpoint), export_format, int8)
+    checkpoint = checkpoint_file(checkpoint)  # a run folder: its last.ckpt
+    path = output_path(None if out is None else Path(out), checkpoint, export_format, int8)
     run = restore_run(checkpoint, overrides or [], trust_checkpoint)
     signature = describe_run(run)
     try:
@@ -90,17 +102,25 @@ def export_checkpoint(
             f"Cannot create the folder for --out {path}: {error.strerror}. Give a file in a writable folder."
         ) from error
 
-    log.info("Exporting %s to %s ...", Path(checkpoint).name, export_format)
-    started = time.perf_counter()
-    exported = _export(export_format, run.model, signature, path, opset, int8)
-    export_seconds = time.perf_counter() - started
-
-    report = None
-    if check:
-        runner = load_runner(export_format, path)
-        classifier = bool(run.cfg.data.get("class_names"))
-        report = check_parity(run.model, runner, signature, run.data, classifier, int8)
-    title = f"dlx export {export_format}{' int8' if int8 else ''}: {Path(checkpoint).name}"
+    log.info("Exporting %s to %s ...", checkpoint.name, export_format)
+    # Written beside its place and moved there once checked: an export that fails never replaces a good one.
+    staged = tagged(path, "partial")
+    try:
+        started = time.perf_counter()
+        exported = _export(export_format, run.model, signature, staged, opset, int8)
+        export_seconds = time.perf_counter() - started
+        report = None
+        if check:
+            runner = load_runner(export_format, staged)
+            classifier = bool(run.cfg.data.get("class_names"))
+            report = check_parity(run.model, runner, signature, run.data, classifier, int8)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    failed = report is not None and exported.fp32_size is None and not report.within_tolerance
+    exported = replace(exported, path=tagged(path, "failed") if failed else path)
+    os.replace(staged, exported.path)
+    title = f"dlx export {export_format}{' int8' if int8 else ''}: {checkpoint.name}"
     print_export_table(title, exported, RUNTIMES[export_format], export_seconds, report)
     results: dict[str, Any] = {
         "path": exported.path,

@@ -32,7 +32,7 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     if not path.is_file():
         raise DlxError(
             f"ONNX file '{path}' does not exist. Write one with `dlx export onnx CKPT` "
-            "(it goes beside the checkpoint as model.onnx)."
+            "(it goes beside the checkpoint: best.onnx for best.ckpt)."
         )
     try:
         return onnxruntime.InferenceSession(

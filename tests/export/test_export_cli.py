@@ -7,6 +7,8 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from dlx.cli import app
+from dlx.errors import DlxError
+from dlx.export.command import export_checkpoint
 
 runner = CliRunner()
 
@@ -42,7 +44,7 @@ def test_export_prints_the_check_table_and_writes_beside_the_checkpoint(checkpoi
         assert row in text
     assert "latency, batch 1" in text and "latency, batch 64" in text and "eager" in text
     assert "(tolerance 0.0001): pass" in text
-    assert (checkpoint.parent / "model.pt2").is_file()
+    assert (checkpoint.parent / "best.pt2").is_file()  # named after best.ckpt
 
 
 def test_no_check_skips_the_comparison(checkpoint_of, tmp_path):
@@ -60,12 +62,12 @@ def test_out_naming_a_folder_writes_the_default_name_into_it(checkpoint_of, tmp_
     result = invoke("export", "torchscript", str(checkpoint), "--out", str(tmp_path), "--no-check")
 
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "model.torchscript.pt").is_file() and checkpoint.read_bytes() == before
+    assert (tmp_path / "best.torchscript.pt").is_file() and checkpoint.read_bytes() == before
 
     new_folder = tmp_path / "deploy"  # not there yet, and no file suffix: a folder
     result = invoke("export", "torchscript", str(checkpoint), "--out", str(new_folder), "--no-check")
     assert result.exit_code == 0, result.output
-    assert (new_folder / "model.torchscript.pt").is_file()
+    assert (new_folder / "best.torchscript.pt").is_file()
 
 
 def _corrupt_checkpoint(tmp_path):
@@ -87,7 +89,7 @@ REFUSALS = [
     ),
     (["export", "onnx", "{corrupt}", "--quantize", "int4"], "Unknown quantization 'int4'"),
     (["export", "torchscript", "{corrupt}", "--out", "{corrupt}"], "would write over a checkpoint"),
-    (["export", "onnx", "{corrupt}", "--out", "last.ckpt"], "`--out model.onnx`"),
+    (["export", "onnx", "{corrupt}", "--out", "last.ckpt"], "`--out broken.onnx`"),
 ]
 
 
@@ -116,3 +118,34 @@ def test_an_opset_the_runtime_cannot_run_is_refused_before_exporting(tmp_path):
 def test_help_has_examples(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Examples" in result.output and f"dlx {command}" in result.output
+
+
+def test_each_checkpoint_exports_to_its_own_file_and_a_failed_check_replaces_none(
+    checkpoint_of, tmp_path, monkeypatch
+):
+    import dlx.export.parity
+
+    best = checkpoint_of("mlp")
+    last = best.with_name("last.ckpt")
+    export_checkpoint("torchscript", best, out=tmp_path, check=False)
+    export_checkpoint("torchscript", last, out=tmp_path, check=False)
+    good = (tmp_path / "best.torchscript.pt").read_bytes()
+    assert (tmp_path / "last.torchscript.pt").is_file()
+
+    monkeypatch.setattr(dlx.export.parity, "TOLERANCE", -1.0)  # every comparison fails
+    with pytest.raises(DlxError, match=r"best\.failed\.torchscript\.pt is kept for inspection"):
+        export_checkpoint("torchscript", best, out=tmp_path)
+    assert (tmp_path / "best.torchscript.pt").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "best.failed.torchscript.pt",
+        "best.torchscript.pt",
+        "last.torchscript.pt",
+    ]
+
+
+def test_a_run_folder_means_its_last_checkpoint(checkpoint_of):
+    run_folder = checkpoint_of("mlp").parent.parent
+    result = invoke("export", "torchscript", str(run_folder), "--no-check")
+    assert result.exit_code == 0, result.output
+    assert (run_folder / "checkpoints" / "last.torchscript.pt").is_file()
+    (run_folder / "checkpoints" / "last.torchscript.pt").unlink()

@@ -12,7 +12,7 @@ def test_int8_quantizes_the_linear_layers_and_reports_the_accuracy_change(checkp
     results = export_checkpoint("torchscript", checkpoint_of("mlp"), quantize="int8")
 
     path, report = results["path"], results["report"]
-    assert path.name == "model.int8.torchscript.pt" and results["fp32_size"] > results["size"]
+    assert path.name == "best.int8.torchscript.pt" and results["fp32_size"] > results["size"]
     kinds = {module.original_name for module in torchscript_runner(path).modules()}
     assert "LinearPackedParams" in kinds, "the Linear layers hold int8 weights"
     eager, exported, total = report.accuracy
