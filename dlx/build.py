@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,7 @@ def instantiate_data(cfg: DictConfig, state: dict[str, Any] | None = None):
     """The data module with a checkpoint's ``data_state`` (e.g. a vocabulary) loaded, before it reads any
     file: enough to encode and decode text (`dlx generate`) when the training data is gone."""
     builder, arguments = _builder_and_arguments("data", cfg.data, skip=tuple(DATA_BUILDER_KEYS))
-    data = builder(**arguments)
+    data = _built("data", cfg.data, builder, **arguments)
     if state:
         data.load_state_dict(state)
     return data
@@ -57,8 +58,18 @@ def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
     ``state`` is a checkpoint's ``data_state`` (e.g. a vocabulary), loaded before the data is read.
     """
     data = instantiate_data(cfg, state)
-    data.setup()
-    metadata = data.metadata()
+    target = cfg.data.get("_target_")
+    if target and not str(target).startswith("dlx."):
+        try:
+            data.setup()
+            metadata = data.metadata()
+        except DlxError:
+            raise
+        except Exception as error:
+            raise user_code_failed(f"Loading data._target_={target}", error) from error
+    else:
+        data.setup()
+        metadata = data.metadata()
     for key in DATA_METADATA_KEYS:
         actual = getattr(metadata, key)
         actual = list(actual) if isinstance(actual, tuple) else actual
@@ -120,17 +131,50 @@ def check_pieces_fit(cfg: DictConfig, targets: str) -> None:
 
 def build_model(cfg: DictConfig):
     builder, arguments = _builder_and_arguments("model", cfg.model)
-    return builder(**arguments)
+    return _built("model", cfg.model, builder, **arguments)
 
 
 def build_task(cfg: DictConfig, model):
     builder, arguments = _builder_and_arguments("task", cfg.task)
-    return builder(model=model, **arguments)
+    return _built("task", cfg.task, builder, model=model, **arguments)
+
+
+def _built(group: str, section: DictConfig, builder: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``builder(*args, **kwargs)``; an error in a user's own ``_target_`` code becomes one paragraph that
+    names it (dlx's own builders explain their errors themselves)."""
+    target = section.get("_target_")
+    if not target or str(target).startswith("dlx."):
+        return builder(*args, **kwargs)
+    try:
+        return builder(*args, **kwargs)
+    except DlxError:
+        raise
+    except Exception as error:
+        raise user_code_failed(f"Building {group}._target_={target}", error) from error
+
+
+def user_code_failed(what: str, error: Exception) -> DlxError:
+    message = " ".join(str(error).split()).rstrip(".")
+    message = message if len(message) <= 300 else message[:300] + "..."
+    hint = ""
+    if isinstance(error, TypeError) and "argument" in message:
+        hint = " Check that its parameters match the config's keys (`dlx config` shows them)."
+    return DlxError(
+        f"{what} failed: {type(error).__name__}: {message}.{hint} The error is in that code: run again with "
+        "`--debug` for the traceback."
+    )
 
 
 def optimizer_builder(cfg: DictConfig) -> Callable:
+    """``build(module)``: dlx's builders take the module (for parameter groups), a torch.optim class
+    named by ``_target_`` its parameters."""
+    import torch
+
     builder, arguments = _builder_and_arguments("optimizer", cfg.optimizer)
-    return lambda module: builder(module, **arguments)
+    takes_parameters = isinstance(builder, type) and issubclass(builder, torch.optim.Optimizer)
+    return lambda module: _built(
+        "optimizer", cfg.optimizer, builder, module.parameters() if takes_parameters else module, **arguments
+    )
 
 
 def scheduler_attacher(cfg: DictConfig) -> Callable:
@@ -140,9 +184,11 @@ def scheduler_attacher(cfg: DictConfig) -> Callable:
     from dlx.engine.optimization import OptimizerSetup
 
     builder, arguments = _builder_and_arguments("scheduler", cfg.scheduler)
+    takes_context = "context" in inspect.signature(builder).parameters  # not torch's own classes
 
     def attach(optimizer, context) -> OptimizerSetup:
-        scheduler = builder(optimizer, context, **arguments)
+        extra = (context,) if takes_context else ()
+        scheduler = _built("scheduler", cfg.scheduler, builder, optimizer, *extra, **arguments)
         interval = (
             "validation" if isinstance(scheduler, ReduceLROnPlateau) else arguments.get("interval", "step")
         )

@@ -21,10 +21,29 @@ def import_object(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attribute)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if missing and not (module_name == missing or module_name.startswith(missing + ".")):
+            raise DlxError(  # the module was found; something it imports was not
+                f"Cannot import '{path}': {module_name} imports '{missing}', which is not installed in the "
+                f"environment dlx runs in. Install it there (e.g. `uv add {missing.split('.')[0]}` or "
+                f"`pip install {missing.split('.')[0]}`)."
+            ) from error
+        raise DlxError(
+            f"Cannot import '{path}': {error}. Check the spelling of the module and class, and that "
+            "the package is installed in the environment dlx runs in."
+        ) from error
     except (ImportError, AttributeError) as error:
         raise DlxError(
             f"Cannot import '{path}': {error}. Check the spelling of the module and class, and that "
             "the package is installed in the environment dlx runs in."
+        ) from error
+    except Exception as error:  # the module's own code failed while it was imported
+        where = f" ({error.filename}, line {error.lineno})" if isinstance(error, SyntaxError) else ""
+        message = " ".join(str(error).split()).rstrip(".")
+        raise DlxError(
+            f"Importing {module_name} for '{path}' failed: {type(error).__name__}: {message}{where}. The "
+            "error is in that module's code: run again with `--debug` for the traceback."
         ) from error
 
 

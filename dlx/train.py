@@ -198,10 +198,6 @@ def fit_config(
     return summary
 
 
-# What PyTorch (or a model's own code) raises when a model, data and task do not fit together.
-MISMATCH_ERRORS = (RuntimeError, TypeError, ValueError, AttributeError, IndexError)
-
-
 def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, logger) -> dict[str, Any]:
     """``trainer.fit``. An error of PyTorch or of the model's code before this process's first optimizer
     step becomes one paragraph naming the pieces: most often they do not fit together (a check in
@@ -211,10 +207,10 @@ def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, l
     first_step = trainer.state.global_step
     try:
         return trainer.fit(run_folder, logger)
-    except MISMATCH_ERRORS as error:
+    except Exception as error:
         if trainer.state.global_step > first_step or isinstance(error, (DlxError, torch.OutOfMemoryError)):
             raise
-        what = " ".join(str(error).split())
+        what = " ".join(str(error).split()).rstrip(".")
         what = what if len(what) <= 300 else what[:300] + "..."
         raise DlxError(
             f"The first training step failed: {type(error).__name__}: {what}. The pieces may not fit "

@@ -112,7 +112,10 @@ def test_bad_checkpoints_are_refused_clearly(trained_checkpoint, tmp_path):
     cases = [
         (["eval", str(truncated)], "unreadable"),
         (["eval", str(foreign)], "not a dlx checkpoint"),
-        (["eval", str(trained_checkpoint), "model.hidden_sizes=[32]"], "would change the model the checkpoint"),
+        (
+            ["eval", str(trained_checkpoint), "model.hidden_sizes=[32]"],
+            "would change the model the checkpoint",
+        ),
         (
             ["train", "--resume", str(trained_checkpoint.parents[1]), "model=cnn"],
             "would swap a whole config group",

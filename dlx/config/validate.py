@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from dlx.config.schema import (
     CHOICES,
     DATA_BUILDER_KEYS,
+    DATA_METADATA_KEYS,
     TOP_LEVEL_KEYS,
     LoggerConfig,
     TrainerConfig,
@@ -28,8 +29,8 @@ INJECTED_ARGUMENTS = {
     "model": set(),
     "data": set(),
     "task": {"model"},
-    "optimizer": {"model"},
-    "scheduler": {"optimizer", "context"},
+    "optimizer": {"model", "params"},  # dlx's builders take the model, torch.optim classes its parameters
+    "scheduler": {"optimizer", "context"},  # context: only to builders that name it (not torch's classes)
 }
 
 
@@ -156,6 +157,10 @@ def _check_component(group: str, section: DictConfig) -> None:
         elif "name" not in section:  # a config file of the user's own with only `_target_:`
             with open_dict(section):
                 section.name = _target_name(target)
+        if group == "data":  # what the user's data module gives (shapes, classes) is read from it
+            with open_dict(section):
+                for key in DATA_METADATA_KEYS:
+                    section.setdefault(key, None)
     elif "name" in section:
         signature = registry_for_group(group).signature(str(section.name))
     else:
@@ -189,6 +194,10 @@ def _drop_settings_of_replaced_entry(group: str, section: DictConfig, signature:
     with open_dict(section):
         for key in dropped:
             del section[key]
+        if group == "data":  # the replaced data set's shapes and classes: the new one gives its own
+            for key in DATA_METADATA_KEYS:
+                if key in section:
+                    section[key] = None
         section.name = _target_name(section._target_)
     if dropped:
         logging.getLogger("dlx").info(

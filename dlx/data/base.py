@@ -182,7 +182,34 @@ class DataModule:
     def setup(self) -> DataModule:
         if not self.splits:
             self.load()
+            self._check_splits()
         return self
+
+    def _check_splits(self) -> None:
+        """What load() filled is what the loaders and the trainer read: explain it here if it is not."""
+        name = type(self).__name__
+        fill = (
+            "Fill self.splits in load() with 'train', 'val' (and 'test') pairs of tensors (inputs, targets)."
+        )
+        for split in ("train", "val"):
+            if split not in self.splits:
+                raise DlxError(
+                    f"{name}.load() made no '{split}' split (it made: {', '.join(self.splits)}). {fill}"
+                )
+        for split, pair in self.splits.items():
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise DlxError(f"{name}.splits['{split}'] is not a pair (inputs, targets). {fill}")
+            inputs, targets = pair
+            if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+                raise DlxError(
+                    f"{name}.splits['{split}'] holds {type(inputs).__name__} and {type(targets).__name__}, "
+                    "not tensors: convert them in load(), e.g. with torch.as_tensor."
+                )
+            if len(inputs) != len(targets):
+                raise DlxError(
+                    f"{name}.splits['{split}'] has {len(inputs)} inputs but {len(targets)} targets: each "
+                    "input needs its target, in the same order."
+                )
 
     def keep_on_device(self, device: torch.device, max_fraction_of_free_memory: float = 0.5) -> bool:
         """Move every split onto an accelerator when they fit, so batches are sliced there: no per-step

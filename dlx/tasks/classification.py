@@ -19,6 +19,12 @@ class ClassificationTask(Task):
 
     def __init__(self, model: nn.Module, num_classes: int, label_smoothing: float = 0.0):
         super().__init__(model)
+        if num_classes is None:
+            raise DlxError(
+                "task=classification needs the number of classes, and the data gave none "
+                "(its metadata() has num_classes=None). Give it in the data module's metadata(), or type "
+                "`data.num_classes=10`; for a continuous target use `task=regression`."
+            )
         if num_classes < 2:
             raise DlxError(
                 f"task.num_classes must be at least 2, got {num_classes}. For one continuous "
