@@ -117,7 +117,16 @@ def fit_config(
         task = build_task(cfg, build_model(cfg))
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
         trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
-        trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+        try:
+            trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+        except Exception as error:  # the model's forward on two samples (see Trainer.prepare)
+            import torch
+
+            if isinstance(error, (DlxError, torch.OutOfMemoryError)):
+                raise
+            raise pieces_failed(
+                cfg, "The model failed on two validation samples before training", error
+            ) from error
     except BaseException:
         discard_worker(wandb_worker)
         raise
@@ -210,14 +219,18 @@ def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, l
     except Exception as error:
         if trainer.state.global_step > first_step or isinstance(error, (DlxError, torch.OutOfMemoryError)):
             raise
-        what = " ".join(str(error).split()).rstrip(".")
-        what = what if len(what) <= 300 else what[:300] + "..."
-        raise DlxError(
-            f"The first training step failed: {type(error).__name__}: {what}. The pieces may not fit "
-            f"together (model={cfg.model.get('name')}, data={cfg.data.get('name')}, "
-            f"task={cfg.task.get('name')}): `dlx ls` lists each group's options, and recipes/ holds "
-            "combinations that work. If yours should work, run again with `--debug` for the traceback."
-        ) from error
+        raise pieces_failed(cfg, "The first training step failed", error) from error
+
+
+def pieces_failed(cfg: DictConfig, what_failed: str, error: Exception) -> DlxError:
+    what = " ".join(str(error).split()).rstrip(".")
+    what = what if len(what) <= 300 else what[:300] + "..."
+    return DlxError(
+        f"{what_failed}: {type(error).__name__}: {what}. The pieces may not fit together "
+        f"(model={cfg.model.get('name')}, data={cfg.data.get('name')}, task={cfg.task.get('name')}): "
+        "`dlx ls` lists each group's options, and recipes/ holds combinations that work. If yours should "
+        "work, run again with `--debug` for the traceback."
+    )
 
 
 def _write_curves(run_folder: Path, monitor: str, read_metrics, plot_curves) -> None:

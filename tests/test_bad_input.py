@@ -168,7 +168,7 @@ def test_a_first_step_that_fails_names_the_pieces_and_leaves_no_run_folder(tmp_p
     monkeypatch.syspath_prepend(str(tmp_path))
     code, output, raw = run("train", "model._target_=unflattened.Net", "logger=none")
     assert code == 2 and "Traceback" not in raw, raw
-    assert "The first training step failed: RuntimeError:" in output
+    assert "The model failed on two validation samples before training: RuntimeError:" in output
     assert "shapes cannot be multiplied" in output
     assert "(model=net, data=digits, task=classification)" in output and "--debug" in output
     assert not list((tmp_path / "outputs").glob("*/*"))

@@ -27,7 +27,22 @@ USER_CODE = {
                 self.layer = nn.Linear(64, num_outputs)
 
             def forward(self, inputs):
-                return {"logits": self.layer(inputs.flatten(1))}["scores"]
+                if self.training:
+                    return {"logits": self.layer(inputs.flatten(1))}["scores"]
+                return self.layer(inputs.flatten(1))
+
+        class TooManyOutputs(nn.Module):
+            def __init__(self, input_shape: list[int], num_outputs: int):
+                super().__init__()
+                self.layer = nn.Linear(64, num_outputs + 2)
+
+            def forward(self, inputs):
+                return self.layer(inputs.flatten(1))
+
+        class FailsInEvalMode(TooManyOutputs):
+            def forward(self, inputs):
+                assert self.training, "only trains"
+                return super().forward(inputs)
         """,
     "blobs.py": """
         import torch
@@ -72,6 +87,8 @@ MISTAKES = [
     (["model._target_=needs_missing.Net"], "imports 'not_a_real_package_xyz', which is not installed"),
     (["model._target_=nets.BadInit"], "Building model._target_=nets.BadInit failed: TypeError"),
     (["model._target_=nets.KeyErrorInForward"], "The first training step failed: KeyError: 'scores'"),
+    (["model._target_=nets.TooManyOutputs"], "outputs of shape [2, 12] for a batch of 2, but"),
+    (["model._target_=nets.FailsInEvalMode"], "two validation samples before training: AssertionError"),
     (["data._target_=blobs.Blobs", "+data.splits=[train,test]"], "Blobs.load() made no 'val' split"),
     (["data._target_=blobs.Blobs", "+data.with_classes=false"], "needs the number of classes"),
 ]

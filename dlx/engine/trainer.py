@@ -119,6 +119,7 @@ class Trainer:
             load_task_state(task, checkpoint.get("task"))
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
+        self._check_model_output(task, data)
         task.model = self.processes.wrap(task.model)  # DDP or FSDP with several processes
         if cfg.compile:
             task.model = torch.compile(task.model)
@@ -150,6 +151,19 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         return self
+
+    def _check_model_output(self, task: Task, data: DataModule) -> None:
+        """The model on two validation samples, in eval mode, before any training: an output the task
+        cannot read, or a forward pass that fails, is explained now rather than after an epoch."""
+        inputs, _ = move_batch(data.example_batch("val", 2), self.device, self.config.channels_last)
+        task.eval()
+        try:
+            with torch.no_grad(), self.precision.autocast():
+                outputs = task.model(inputs)
+        finally:
+            task.train()
+        if isinstance(outputs, torch.Tensor):
+            task.check_output(outputs)
 
     def fit(self, run_folder: Path | None = None, logger: RunLogger | None = None) -> dict[str, Any]:
         """Train what ``prepare`` set up; write checkpoints into ``run_folder`` (None: no files)."""

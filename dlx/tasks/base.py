@@ -56,6 +56,11 @@ class Task(nn.Module):
         if missing or unexpected:
             raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
+    def check_output(self, outputs: torch.Tensor) -> None:
+        """Refuse (DlxError) a model whose outputs for a few validation samples cannot be what this task
+        reads; called once before training. Shapes PyTorch's losses accept yet misread (12 scores for 10
+        classes) would otherwise train without a word."""
+
     # -- what a batch means -----------------------------------------------------------------------
     def training_step(self, batch: Batch) -> torch.Tensor:
         """Return the scalar training loss for one batch."""

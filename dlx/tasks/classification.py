@@ -40,6 +40,15 @@ class ClassificationTask(Task):
         self.loss_mean = Mean()
         self.metrics = ClassificationMetrics(num_classes, top_k=5 if num_classes > 5 else None)
 
+    def check_output(self, outputs: torch.Tensor) -> None:
+        if outputs.ndim != 2 or outputs.shape[1] != self.num_classes:
+            raise DlxError(
+                f"The model gives outputs of shape {list(outputs.shape)} for a batch of {len(outputs)}, but "
+                f"task=classification reads one score per class: [{len(outputs)}, {self.num_classes}] for "
+                f"the data's {self.num_classes} classes. Make the model's last layer give num_outputs "
+                "scores (`num_outputs: ${data.num_outputs}` in its config)."
+            )
+
     def training_step(self, batch: Batch) -> torch.Tensor:
         inputs, targets = batch
         return F.cross_entropy(self.model(inputs), targets, label_smoothing=self.label_smoothing)
