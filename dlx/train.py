@@ -28,8 +28,8 @@ def load_run_for_resume(
         refuse_untrusted_targets,
     )
 
-    checkpoint_path = run_folder / "checkpoints" / "last.ckpt"
-    if not run_folder.is_dir() or not checkpoint_path.exists():
+    checkpoint_path = run_folder if run_folder.is_file() else run_folder / "checkpoints" / "last.ckpt"
+    if not checkpoint_path.exists():
         raise DlxError(
             f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
@@ -58,8 +58,10 @@ def train(
     from dlx.launch import run_worker
 
     if resume is not None and resume.suffix == ".ckpt" and resume.parent.name == "checkpoints":
-        resume = resume.parent.parent  # a checkpoint of a run: the run goes on (from its last.ckpt)
-        log.info("Resuming the run %s from its checkpoints/last.ckpt.", resume)
+        if resume.name == "last.ckpt":
+            resume = resume.parent.parent  # the run goes on from where it stopped
+        else:  # e.g. best.ckpt: the run goes on from there (its later steps are trained again)
+            log.info("Resuming the run %s from %s.", resume.parent.parent, resume.name)
     if launched_by_torchrun():  # one of several processes: it ends here, see run_worker
         run_worker(lambda: _train(overrides, config_dirs or [], resume, trust_checkpoint))
     return _train(overrides, config_dirs or [], resume, trust_checkpoint)
@@ -79,7 +81,12 @@ def _train(
     validate_config(cfg)
     if needs_launch(cfg.trainer):  # trainer.devices > 1: the same command on each process, via torchrun
         return launch_processes(cfg, train_arguments(overrides, config_dirs, resume, trust_checkpoint))
-    return fit_config(cfg, checkpoint, resume)
+    return fit_config(cfg, checkpoint, None if resume is None else run_folder_of(resume))
+
+
+def run_folder_of(resume: Path) -> Path:
+    """``--resume``'s run folder: the folder itself, or the run of a checkpoint in its checkpoints/."""
+    return resume.parent.parent if resume.is_file() else resume
 
 
 def fit_config(

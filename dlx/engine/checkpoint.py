@@ -41,11 +41,14 @@ def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
         reason = _write_failure(error, path.parent, written)
         if reason is None:
             raise
-        raise DlxError(
-            f"Could not write the checkpoint {path}: {reason}. The previous checkpoint in that folder is "
-            "intact. Free space (or fix permissions) and continue with "
+        last = path.parent / "last.ckpt"
+        after = (
+            f"The last checkpoint ({last}) is intact. Free space (or fix permissions) and continue with "
             f"`dlx train --resume {path.parent.parent}`."
-        ) from error
+            if last.exists()
+            else "The run had no checkpoint yet. Free space (or fix permissions) and start it again."
+        )
+        raise DlxError(f"Could not write the checkpoint {path}: {reason}. {after}") from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -112,8 +115,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         blocked = re.search(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", str(error))
         if not blocked:
             raise DlxError(
-                f"Checkpoint '{path}' is unreadable (not a PyTorch checkpoint, or corrupt). Use "
-                "another checkpoint of the run, e.g. last.ckpt or best.ckpt in the same folder."
+                f"Checkpoint '{path}' is unreadable (not a PyTorch checkpoint, or corrupt). "
+                f"{_other_checkpoints(path)}"
             ) from error
         raise DlxError(
             f"Refusing to load '{path}': it holds a pickled Python object "
@@ -125,8 +128,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as error:  # a file torch.load cannot read fails in many ways (a text file: KeyError)
         raise DlxError(
             f"Checkpoint '{path}' is unreadable (truncated or not a PyTorch file: "
-            f"{first_line(error)[:200]}). Use another checkpoint of the run, e.g. last.ckpt "
-            "or best.ckpt in the same folder."
+            f"{first_line(error)[:200].rstrip('.')}). {_other_checkpoints(path)}"
         ) from error
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise DlxError(
@@ -134,6 +136,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "state). Pass a checkpoint written by `dlx train`."
         )
     return state
+
+
+def _other_checkpoints(path: Path) -> str:
+    """What to use instead of the unreadable checkpoint ``path``."""
+    others = sorted(p for p in path.parent.glob("*.ckpt") if p.name != path.name)
+    if not others:
+        return "No other checkpoint is beside it: train the run again."
+    return (
+        f"Use another checkpoint of the run: {', '.join(p.name for p in others)} in {path.parent} (e.g. "
+        f"`dlx train --resume {others[0]}` goes on from there, `dlx eval {others[0]}` measures it)."
+    )
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -22,7 +22,7 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
 
     monkeypatch.setattr(torch, "save", torn_write)
     with pytest.raises(
-        DlxError, match="No space left on device.*previous checkpoint in that folder is intact"
+        DlxError, match=r"No space left on device.*The last checkpoint \(.*last.ckpt\) is intact"
     ):
         save_checkpoint_atomically(_state(2.0), path)
     monkeypatch.undo()
@@ -195,3 +195,22 @@ def test_curves_of_a_crashed_run_are_drawn_from_every_logged_line(monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_run("trainer.max_epochs=2", "trainer.log_every_n_steps=5")
     assert drawn and drawn[0][-1]["step"] == 30, "the lines logged since the last checkpoint are drawn too"
+
+
+def test_a_failed_first_checkpoint_does_not_promise_one_to_resume_from(tmp_path, monkeypatch):
+    def full_disk(obj, handle, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(DlxError, match="The run had no checkpoint yet") as refused:
+        save_checkpoint_atomically(_state(1.0), tmp_path / "checkpoints" / "last.ckpt")
+    assert "--resume" not in str(refused.value)
+
+
+def test_an_unreadable_checkpoint_names_the_others_beside_it(tmp_path):
+    save_checkpoint_atomically(_state(1.0), tmp_path / "best.ckpt")
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(
+        DlxError, match=r"Use another checkpoint of the run: best.ckpt in .*--resume .*best.ckpt"
+    ):
+        load_checkpoint(tmp_path / "last.ckpt")

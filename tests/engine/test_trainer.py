@@ -411,3 +411,17 @@ def test_fp16_steps_skipped_by_the_grad_scaler_are_not_divergence(monkeypatch):
     assert summary["stop_reason"] == "max_epochs"
     scaler = load_checkpoint(only_run_folder() / "checkpoints" / "last.ckpt")["optimization"]["scaler"]
     assert scaler["scale"] < 2.0**16, "the scaler backed off: some steps had inf gradients and were skipped"
+
+
+def test_a_run_resumes_from_its_best_checkpoint_when_last_is_broken():
+    from dlx.train import train
+
+    train_run("trainer.max_epochs=3", "scheduler=constant")  # a schedule of 3 epochs could not grow to 4
+    folder = only_run_folder()
+    best_step = load_checkpoint(folder / "checkpoints" / "best.ckpt")["progress"]["global_step"]
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 torn by a crash")
+    summary = train(["trainer.max_epochs=4"], resume=folder / "checkpoints" / "best.ckpt")
+    assert summary["stop_reason"] == "max_epochs" and summary["steps"] == 4 * 20
+    assert load_checkpoint(folder / "checkpoints" / "last.ckpt")["progress"]["global_step"] == 4 * 20
+    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and best_step <= 3 * 20  # the steps after best's were trained again
