@@ -30,6 +30,7 @@ def save_checkpoint_atomically(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from the team's group
         with os.fdopen(descriptor, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
@@ -136,6 +137,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "state). Pass a checkpoint written by `dlx train`."
         )
     return state
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _other_checkpoints(path: Path) -> str:

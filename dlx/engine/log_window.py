@@ -52,13 +52,9 @@ class LogWindow:
         return record
 
     def state_dict(self) -> dict[str, float]:
-        return {
-            "loss_sum": self._loss_sum(),
-            "count": self.carried_count + len(self.losses),
-            "samples": self.samples,
-        }
+        return {"loss_sum": self._loss_sum(), "count": self.carried_count + len(self.losses)}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
+        # The loss mean goes on across a resume; the throughput starts again with this process's clock.
         self.carried_sum = float(state.get("loss_sum", 0.0))
         self.carried_count = int(state.get("count", 0))
-        self.samples = int(state.get("samples", 0))

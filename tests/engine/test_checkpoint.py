@@ -214,3 +214,14 @@ def test_an_unreadable_checkpoint_names_the_others_beside_it(tmp_path):
         DlxError, match=r"Use another checkpoint of the run: best.ckpt in .*--resume .*best.ckpt"
     ):
         load_checkpoint(tmp_path / "last.ckpt")
+
+
+def test_checkpoints_are_as_readable_as_the_runs_other_files(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        save_checkpoint_atomically(_state(1.0), tmp_path / "last.ckpt")
+        (tmp_path / "metrics.jsonl").write_text("{}\n")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "metrics.jsonl").stat().st_mode & 0o777 == 0o644

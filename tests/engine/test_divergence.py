@@ -60,3 +60,19 @@ def test_losses_carried_through_a_checkpoint_count_in_the_next_mean():
     restored.load_state_dict(window.state_dict())
     restored.add(torch.tensor(5.0), samples=4, step=3)
     assert restored.flush()["train/loss"] == pytest.approx(3.0)
+
+
+def test_the_first_throughput_after_a_resume_counts_only_this_processs_samples(monkeypatch):
+    from dlx.engine import log_window
+
+    now = [100.0]
+    monkeypatch.setattr(log_window.time, "perf_counter", lambda: now[0])
+    before = LogWindow()
+    before.add(torch.tensor(1.0), 5000, 1)  # samples of the interrupted process
+    resumed = LogWindow()
+    resumed.load_state_dict(before.state_dict())
+    resumed.add(torch.tensor(3.0), 64, 2)
+    now[0] += 2.0
+    record = resumed.flush()
+    assert record["samples_per_sec"] == 32.0
+    assert record["train/loss"] == 2.0  # the loss mean goes on across the resume
