@@ -229,7 +229,7 @@ class CheckpointKeeper:
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load weights, explaining a checkpoint that belongs to another model."""
+    """Load weights, explaining a checkpoint that belongs to another model or holds NaN/Inf weights."""
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
@@ -239,6 +239,14 @@ def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
             "with another model or other model settings: drop the model overrides, or use a "
             "checkpoint of this model."
         ) from error
+    # Buffers may hold infinities on purpose (attention masks); parameters never should.
+    broken = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
+    if broken:
+        raise DlxError(
+            f"The checkpoint's weights hold NaN or Inf values ({', '.join(broken[:3])}"
+            f"{', ...' if len(broken) > 3 else ''}): the file is damaged, or the model diverged in the step "
+            "before it was saved. Use another checkpoint of the run (best.ckpt or last.ckpt beside it)."
+        )
 
 
 def load_task_state(task: Task, state: dict[str, torch.Tensor] | None) -> None:

@@ -225,3 +225,13 @@ def test_checkpoints_are_as_readable_as_the_runs_other_files(tmp_path):
         os.umask(mask)
     assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "metrics.jsonl").stat().st_mode & 0o777 == 0o644
+
+
+def test_weights_with_nan_are_refused_as_a_damaged_file():
+    from dlx.engine.checkpoint import load_model_state
+
+    model = torch.nn.Linear(3, 2)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    state["weight"][0, 1] = float("nan")
+    with pytest.raises(DlxError, match=r"weights hold NaN or Inf values \(weight\): the file is damaged"):
+        load_model_state(model, state)
