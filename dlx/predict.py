@@ -129,11 +129,19 @@ def prepare_images(paths: list[Path], metadata: dict[str, Any]) -> tuple[Any, li
     import numpy as np
 
     shape = list(metadata["input_shape"])
+    checkpoint = metadata.get("checkpoint") or "CKPT"
+    if str(metadata.get("input_dtype", "")).startswith(("int", "uint")) and len(shape) == 1:
+        raise DlxError(
+            f"This ONNX file takes token ids (a text model, data={metadata.get('data')}) and carries no "
+            "tokenizer, so it reads neither images nor typed text. Predict texts with the checkpoint it "
+            f'was exported from: `dlx predict {checkpoint} "your text"` (a language model: `dlx generate '
+            f"{checkpoint}`)."
+        )
     if len(shape) != 3 or shape[0] not in IMAGE_MODES:
         raise DlxError(
             f"This model takes inputs of shape {shape}, not 1- or 3-channel images, and dlx predict reads "
-            "image files. Predict on its data instead: `dlx predict CKPT data.split=val` (or test, where "
-            "the data holds a labelled one)."
+            f"image files. Predict on its data instead: `dlx predict {checkpoint} data.split=val` (or "
+            "test, where the data holds a labelled one)."
         )
     scale = metadata.get("scale")
     if scale is None:

@@ -148,3 +148,12 @@ def test_a_language_model_is_recognised_by_its_class(task, expected):
     from dlx.generate import is_language_model
 
     assert is_language_model(OmegaConf.create({"task": task})) is expected
+
+
+def test_an_exported_file_is_not_taken_for_a_broken_checkpoint(tmp_path):
+    from dlx.engine.checkpoint import load_checkpoint
+    from dlx.errors import DlxError
+
+    (tmp_path / "best.onnx").write_bytes(b"onnx bytes")
+    with pytest.raises(DlxError, match="is an exported model .* Give the checkpoint it was exported from"):
+        load_checkpoint(tmp_path / "best.onnx")

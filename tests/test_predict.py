@@ -163,6 +163,13 @@ def _without_metadata(proto):
     del proto.metadata_props[:]
 
 
+def _with_text_input(proto):
+    _with_input_shape("[64]")(proto)
+    for entry in proto.metadata_props:
+        if entry.key == "dlx.input_dtype":
+            entry.value = "int64"
+
+
 def _with_input_shape(shape):
     def change(proto):
         for entry in proto.metadata_props:
@@ -184,6 +191,10 @@ BAD_INPUT = [
         lambda onnx_file, png, tmp: [_rewrite(onnx_file, tmp, _with_input_shape("[2]")), png],
         "not 1- or 3-channel",
     ),
+    (
+        lambda onnx_file, png, tmp: [_rewrite(onnx_file, tmp, _with_text_input), "a wonderful film"],
+        "takes token ids (a text model, data=digits) and carries no tokenizer",
+    ),
     (lambda onnx_file, png, tmp: [_broken_file(tmp, "model.onnx"), png], "is not an ONNX model"),
     (lambda onnx_file, png, tmp: [str(onnx_file), _broken_file(tmp, "fake.png")], "is not an image"),
     (lambda onnx_file, png, tmp: [str(onnx_file), str(tmp / "nowhere.png")], "does not exist"),
@@ -200,6 +211,7 @@ BAD_INPUT_IDS = [
     "no metadata",
     "opset too new",
     "not an image model",
+    "text model",
     "corrupt onnx",
     "not an image",
     "missing image",
