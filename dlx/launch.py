@@ -106,7 +106,8 @@ def _outcome_of_failure(failure: Any, world_size: int, timeout: float) -> dict[s
     elif report:
         what = report["message"]
     elif process.exitcode < 0:
-        what = f"it was killed by signal {process.signal_name()} (out of memory?), with no error recorded."
+        cause = " (the out-of-memory killer sends it)" if -process.exitcode == signal.SIGKILL else ""
+        what = f"it was killed by signal {process.signal_name()}{cause}, with no error recorded."
     else:
         what = f"it exited with code {process.exitcode} without recording an error."
     error = DlxError(f"Rank {rank} of {world_size} failed, and the run was stopped: {what}")
@@ -121,7 +122,9 @@ def _root_cause(failures: dict[int, Any]) -> tuple[int, Any]:
     def order(item: tuple[int, Any]) -> tuple[int, float, int]:
         report = item[1].error_file_data.get("dlx")
         if not report:
-            return (2, item[1].timestamp, item[0])
+            # torchrun ends the others with SIGTERM once one process has died: not their own failure
+            stopped_by_torchrun = item[1].exitcode == -signal.SIGTERM
+            return (3 if stopped_by_torchrun else 2, item[1].timestamp, item[0])
         return (1 if report["collateral"] else 0, report["time"], item[0])
 
     return min(failures.items(), key=order)

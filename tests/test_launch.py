@@ -57,6 +57,12 @@ def test_a_process_killed_without_a_word_is_named_by_its_signal():
         _outcome_of_failure(Failed({1: Failure(-9)}), 2, 300)
 
 
+def test_the_killed_rank_is_named_not_the_one_torchrun_stopped_after_it():
+    failures = {0: Failure(-15, timestamp=1), 1: Failure(-9, timestamp=2)}  # SIGKILL for 1, then SIGTERM
+    with pytest.raises(DlxError, match=r"Rank 1 of 2 failed.*SIGKILL \(the out-of-memory killer sends it\)"):
+        _outcome_of_failure(Failed(failures), 2, 300)
+
+
 def test_interrupted_workers_are_an_interrupted_run():
     failures = {0: Failure(130, report("interrupted", 1.0, exit_code=130, interrupted=True))}
     assert _outcome_of_failure(Failed(failures), 2, 300) == {"stop_reason": "interrupted", "signal": 2}
