@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+
+from dlx.engine.distributed import launched_by_torchrun
 
 log = logging.getLogger("dlx")
 
@@ -15,6 +18,10 @@ class GracefulStop:
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
+        self.received = 0.0
+        # A Ctrl-C in a terminal reaches every process of a multi-process run, and torchrun passes it on
+        # to them once more a moment later: that echo is not a second Ctrl-C.
+        self.echo_seconds = 1.0 if launched_by_torchrun() else 0.0
         self._previous: dict[int, object] = {}
 
     @property
@@ -23,8 +30,10 @@ class GracefulStop:
 
     def _handle(self, signal_number: int, frame: object) -> None:
         if self.signal_number is not None and signal_number == signal.SIGINT:
+            if time.monotonic() - self.received < self.echo_seconds:
+                return  # the same Ctrl-C again, passed on by torchrun (see __init__)
             raise KeyboardInterrupt
-        self.signal_number = signal_number
+        self.signal_number, self.received = signal_number, time.monotonic()
         log.warning(
             "%s received: saving a checkpoint after this step (Ctrl-C again to stop at once).",
             signal.Signals(signal_number).name,
