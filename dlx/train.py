@@ -208,8 +208,14 @@ def fit_config(
     if summary["stop_reason"] == "interrupted":
         summary["signal"] = trainer.interrupt.signal_number
         if run_folder is not None:
+            from dlx.build import untrusted_targets
+
+            # A run of the user's own classes is resumed only on their word: the command says it for them.
+            trust = " --trust-checkpoint" if untrusted_targets(OmegaConf.to_container(cfg)) else ""
             log.warning(
-                "Interrupted. Continue exactly where it stopped with:\n  dlx train --resume %s", run_folder
+                "Interrupted. Continue exactly where it stopped with:\n  dlx train --resume %s%s",
+                run_folder,
+                trust,
             )
     return summary
 

@@ -42,3 +42,18 @@ def test_a_module_the_task_holds_is_checkpointed_resumed_and_restored(tmp_path):
     restored = restore_run(folder / "checkpoints" / "last.ckpt", trust_checkpoint=True)
     assert torch.equal(restored.task.critic.weight, resumed["task"]["critic.weight"])
     shutil.rmtree(tmp_path / "whole")
+
+
+def test_an_interrupted_run_of_the_users_own_classes_prints_a_resume_command_that_works(monkeypatch, caplog):
+    from dlx.engine.interrupts import GracefulStop
+    from dlx.train import train
+
+    requested = GracefulStop.requested
+    monkeypatch.setattr(GracefulStop, "requested", property(lambda self: True))
+    summary = train_run(*TASK, "trainer.max_epochs=1")
+    assert summary["stop_reason"] == "interrupted"
+    command = next(r.getMessage() for r in caplog.records if "Continue exactly" in r.getMessage())
+    assert command.endswith("--trust-checkpoint")
+    monkeypatch.setattr(GracefulStop, "requested", requested)
+    folder = only_run_folder()
+    assert train([], resume=folder, trust_checkpoint=True)["stop_reason"] == "max_epochs"
