@@ -14,8 +14,9 @@ from dlx.errors import TrainingDiverged
 class DivergenceWatch:
     """``check()`` looks at the losses logged since the last check, with one host sync for all of them."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, fp16: bool = False):
         self.enabled = enabled
+        self.fp16 = fp16  # the explanation then suggests bf16
         self.last_finite: tuple[int, torch.Tensor] | None = None  # (step, loss): read only to explain
 
     def check(
@@ -46,6 +47,7 @@ class DivergenceWatch:
                         grad_norm,
                         kept_checkpoint,
                         learning_rate,
+                        self.fp16,
                     )
                 )
         self.last_finite = (steps[-1], losses[-1])
@@ -58,6 +60,7 @@ def explain(
     grad_norm: torch.Tensor | None,
     kept_checkpoint: Path | None,
     learning_rate: float | None = None,
+    fp16: bool = False,
 ) -> str:
     lines = [what]
     if last_finite:
@@ -67,8 +70,9 @@ def explain(
     if kept_checkpoint is not None and kept_checkpoint.exists():
         lines.append(f"The last good checkpoint is kept: {kept_checkpoint}.")
     at = f" (the run was at {learning_rate:.3g})" if learning_rate is not None else ""
+    half = ", or `trainer.precision=bf16` instead of fp16" if fp16 else ""
     lines.append(
-        f"Try a lower learning rate{at}: e.g. a tenth of your `optimizer.lr`, gradient clipping "
-        "(`trainer.gradient_clip_val=1.0`), or `trainer.precision=bf16` instead of fp16."
+        f"Try a lower learning rate{at}: e.g. a tenth of your `optimizer.lr`, or gradient clipping "
+        f"(`trainer.gradient_clip_val=1.0`){half}."
     )
     return " ".join(lines)

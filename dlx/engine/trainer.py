@@ -146,7 +146,7 @@ class Trainer:
         self.early_stopping = EarlyStopping(
             self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta
         )
-        self.divergence = DivergenceWatch(cfg.early_stopping.stop_on_nonfinite)
+        self.divergence = DivergenceWatch(cfg.early_stopping.stop_on_nonfinite, self.precision.name == "fp16")
         self.log_window = LogWindow()
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -343,6 +343,7 @@ class Trainer:
                     self.optimization.grad_norm,
                     self.kept_checkpoint,
                     self.optimization.learning_rate(),
+                    self.divergence.fp16,
                 )
             )
         self.optimization.after_validation(score)

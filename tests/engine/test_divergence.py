@@ -76,3 +76,11 @@ def test_the_first_throughput_after_a_resume_counts_only_this_processs_samples(m
     record = resumed.flush()
     assert record["samples_per_sec"] == 32.0
     assert record["train/loss"] == 2.0  # the loss mean goes on across the resume
+
+
+def test_an_fp16_run_is_advised_bf16():
+    watch = DivergenceWatch(True, fp16=True)
+    window = LogWindow()
+    window.add(torch.tensor(float("nan")), 8, 1)
+    with pytest.raises(TrainingDiverged, match=r"`trainer.precision=bf16` instead of fp16"):
+        watch.check(window, None, None, 0.1)

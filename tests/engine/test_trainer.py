@@ -163,6 +163,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
     message = str(caught.value)
     assert "step 27" in message and "Last finite loss" in message and "gradient_clip_val" in message
     assert "Try a lower learning rate (the run was at 0.000" in message  # the value, not "a tenth of now"
+    assert "fp16" not in message  # a full-precision run: no advice about fp16
     folder = only_run_folder()
     kept = load_checkpoint(folder / "checkpoints" / "last.ckpt")
     assert kept["progress"]["global_step"] == 20  # the end of epoch 1, before the poisoned step
