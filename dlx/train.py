@@ -60,6 +60,7 @@ def train(
     if resume is not None and resume.suffix == ".ckpt" and resume.parent.name == "checkpoints":
         if resume.name == "last.ckpt":
             resume = resume.parent.parent  # the run goes on from where it stopped
+            log.info("Resuming the run %s from its checkpoints/last.ckpt.", resume)
         else:  # e.g. best.ckpt: the run goes on from there (its later steps are trained again)
             log.info("Resuming the run %s from %s.", resume.parent.parent, resume.name)
     if launched_by_torchrun():  # one of several processes: it ends here, see run_worker
