@@ -23,6 +23,12 @@ def import_object(path: str) -> Any:
         return getattr(module, attribute)
     except ModuleNotFoundError as error:
         missing = error.name or ""
+        own_package = missing.split(".")[0] == module_name.split(".")[0]
+        if own_package and not module_name.startswith(missing):
+            raise DlxError(
+                f"Cannot import '{path}': {module_name} imports '{missing}', which does not exist. Check "
+                "that import (the module's name and where its file is)."
+            ) from error
         if missing and not (module_name == missing or module_name.startswith(missing + ".")):
             raise DlxError(  # the module was found; something it imports was not
                 f"Cannot import '{path}': {module_name} imports '{missing}', which is not installed in the "

@@ -28,6 +28,12 @@ def load_run_for_resume(
         refuse_untrusted_targets,
     )
 
+    if run_folder.is_file() and run_folder.parent.name != "checkpoints":
+        raise DlxError(
+            f"--resume takes a run folder (outputs/<experiment>/<run>) or a checkpoint in its checkpoints/ "
+            f"folder; {run_folder} is in neither, so there is no run to go on with. Give the run folder it "
+            f"came from, or measure it with `dlx eval {run_folder}`."
+        )
     checkpoint_path = run_folder if run_folder.is_file() else run_folder / "checkpoints" / "last.ckpt"
     if not checkpoint_path.exists():
         raise DlxError(
@@ -108,7 +114,7 @@ def fit_config(
     )
     from dlx.engine.distributed import join_process_group
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
-    from dlx.engine.trainer import Trainer, seed_everything
+    from dlx.engine.trainer import ModelCheckFailed, Trainer, seed_everything
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
     from dlx.loggers.plots import plot_curves
     from dlx.loggers.run_logger import RunLogger
@@ -127,14 +133,9 @@ def fit_config(
         trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
         try:
             trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
-        except Exception as error:  # the model's forward on two samples (see Trainer.prepare)
-            import torch
-
-            if isinstance(error, (DlxError, torch.OutOfMemoryError)):
-                raise
-            raise pieces_failed(
-                cfg, "The model failed on two validation samples before training", error
-            ) from error
+        except ModelCheckFailed as failed:
+            what = "The model failed on two validation samples before training"
+            raise pieces_failed(cfg, what, failed.error) from failed.error
     except BaseException:
         discard_worker(wandb_worker)
         raise
@@ -231,7 +232,9 @@ def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, l
     try:
         return trainer.fit(run_folder, logger)
     except Exception as error:
-        if trainer.state.global_step > first_step or isinstance(error, (DlxError, torch.OutOfMemoryError)):
+        if trainer.state.global_step > first_step or isinstance(
+            error, (DlxError, torch.OutOfMemoryError, MemoryError)
+        ):
             raise
         raise pieces_failed(cfg, "The first training step failed", error) from error
 

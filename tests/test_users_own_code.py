@@ -71,6 +71,9 @@ USER_CODE = {
 def _user_code(tmp_path, monkeypatch):
     for name, source in USER_CODE.items():
         (tmp_path / name).write_text(textwrap.dedent(source))
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "nets.py").write_text("import mypkg.helpers\n")  # a module of its own, misnamed
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
@@ -86,6 +89,7 @@ MISTAKES = [
     ),
     (["model._target_=needs_missing.Net"], "imports 'not_a_real_package_xyz', which is not installed"),
     (["model._target_=nets.BadInit"], "Building model._target_=nets.BadInit failed: TypeError"),
+    (["model._target_=mypkg.nets.Net"], "mypkg.nets imports 'mypkg.helpers', which does not exist"),
     (["model._target_=nets.KeyErrorInForward"], "The first training step failed: KeyError: 'scores'"),
     (["model._target_=nets.TooManyOutputs"], "outputs of shape [2, 12] for a batch of 2, but"),
     (["model._target_=nets.FailsInEvalMode"], "two validation samples before training: AssertionError"),

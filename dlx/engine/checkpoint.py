@@ -146,7 +146,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without setting it (os.umask would, for a moment, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -212,16 +219,20 @@ class CheckpointKeeper:
         if len(self.top) >= self.top_k and not self.is_better(score, worst):
             return False
         name = f"epoch{epoch:03d}-step{step:06d}.ckpt" if self.top_k > 1 else "best.ckpt"
-        save_checkpoint_atomically(state, self.folder / name)
-        self.top.append((score, name))
         # Best first; a non-finite score (kept only while nothing finite exists) sorts last.
-        self.top.sort(
-            key=lambda item: (not math.isfinite(item[0]), item[0] if self.mode == "min" else -item[0])
+        ranked = sorted(
+            [*self.top, (score, name)],
+            key=lambda item: (not math.isfinite(item[0]), item[0] if self.mode == "min" else -item[0]),
         )
-        for _, dropped in self.top[self.top_k :]:
+        kept = ranked[: self.top_k]
+        # The file knows its own rank: a run resumed from it must not take a worse model for a better one.
+        save_checkpoint_atomically(
+            {**state, "checkpoints": {"top": [list(item) for item in kept]}}, self.folder / name
+        )
+        for _, dropped in ranked[self.top_k :]:
             if dropped != name:  # with top_k == 1 the new best has just replaced best.ckpt
                 (self.folder / dropped).unlink(missing_ok=True)
-        self.top = self.top[: self.top_k]
+        self.top = kept
         is_best = self.top[0][1] == name
         if is_best and self.top_k > 1:
             link_atomically(self.folder / name, self.folder / "best.ckpt")

@@ -66,7 +66,8 @@ class Optimization:
             loss.backward()
         else:
             optimizer = self.setups[index].optimizer
-            loss.backward(inputs=[p for group in optimizer.param_groups for p in group["params"]])
+            trained = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+            loss.backward(inputs=trained)
         # The graph (its saved tensors already freed by backward) is kept until the next backward: while
         # it lives, autograd reuses each parameter's gradient accumulator instead of building a new one
         # every step, as in a hand-written loop whose `loss` variable lives on: 0.2-0.4% of the tiny MLP's

@@ -153,13 +153,18 @@ class Trainer:
         return self
 
     def _check_model_output(self, task: Task, data: DataModule) -> None:
-        """The model on two validation samples, in eval mode, before any training: an output the task
-        cannot read, or a forward pass that fails, is explained now rather than after an epoch."""
+        """The model on two validation samples, in eval mode, before any training, for a task that feeds it
+        the data's inputs as they come and says what it reads (``check_output``): an output it cannot read,
+        or a forward pass that fails, is explained now rather than after an epoch."""
+        if not _feeds_model_the_data_inputs(task):
+            return
         inputs, _ = move_batch(data.example_batch("val", 2), self.device, self.config.channels_last)
         task.eval()
         try:
             with torch.no_grad(), self.precision.autocast():
                 outputs = task.model(inputs)
+        except Exception as error:
+            raise ModelCheckFailed(error) from error
         finally:
             task.train()
         if isinstance(outputs, torch.Tensor):
@@ -440,6 +445,27 @@ class Trainer:
             "best_metrics": self.best_metrics,
             "last_metrics": self.last_validation,
         }
+
+
+class ModelCheckFailed(Exception):
+    """The model's forward pass on two validation samples failed before training (see prepare)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _feeds_model_the_data_inputs(task: Task) -> bool:
+    """Whether the task checks its model's output, and trains and predicts by calling the model on the data's
+    inputs as they come: true for the built-in classifiers, not for a GAN (its generator takes noise) or a
+    subclass that adapts the inputs in its own training_step, forward or train_batch."""
+    kind = type(task)
+    owner = next(cls for cls in kind.__mro__ if "check_output" in vars(cls))
+    if owner is Task:
+        return False
+    return all(
+        getattr(kind, name) is getattr(owner, name) for name in ("training_step", "forward", "train_batch")
+    )
 
 
 def _every(interval: int | None, step: int) -> bool:

@@ -23,7 +23,7 @@ class ClassificationTask(Task):
             raise DlxError(
                 "task=classification needs the number of classes, and the data gave none "
                 "(its metadata() has num_classes=None). Give it in the data module's metadata(), or type "
-                "`data.num_classes=10`; for a continuous target use `task=regression`."
+                "`task.num_classes=10`; for a continuous target use `task=regression`."
             )
         if num_classes < 2:
             raise DlxError(

@@ -235,3 +235,10 @@ def test_weights_with_nan_are_refused_as_a_damaged_file():
     state["weight"][0, 1] = float("nan")
     with pytest.raises(DlxError, match=r"weights hold NaN or Inf values \(weight\): the file is damaged"):
         load_model_state(model, state)
+
+
+def test_a_kept_checkpoint_knows_its_own_rank(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, "val/loss", "min", 1)
+    keeper.offer(_state(1.0), 0.5, 1, 10)
+    keeper.offer(_state(2.0), 0.3, 2, 20)
+    assert load_checkpoint(tmp_path / "best.ckpt")["checkpoints"] == {"top": [[0.3, "best.ckpt"]]}

@@ -426,3 +426,15 @@ def test_a_run_resumes_from_its_best_checkpoint_when_last_is_broken():
     assert load_checkpoint(folder / "checkpoints" / "last.ckpt")["progress"]["global_step"] == 4 * 20
     steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and best_step <= 3 * 20  # the steps after best's were trained again
+
+
+def test_resume_refuses_a_checkpoint_outside_a_runs_checkpoints_folder(tmp_path):
+    from dlx.train import train
+
+    train_run("trainer.max_epochs=1")
+    loose = tmp_path / "saved" / "early.ckpt"
+    loose.parent.mkdir()
+    loose.write_bytes((only_run_folder() / "checkpoints" / "best.ckpt").read_bytes())
+    with pytest.raises(DlxError, match="--resume takes a run folder .* is in neither"):
+        train([], resume=loose)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()

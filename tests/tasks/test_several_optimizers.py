@@ -57,3 +57,33 @@ def test_an_interrupted_run_of_the_users_own_classes_prints_a_resume_command_tha
     monkeypatch.setattr(GracefulStop, "requested", requested)
     folder = only_run_folder()
     assert train([], resume=folder, trust_checkpoint=True)["stop_reason"] == "max_epochs"
+
+
+def test_only_tasks_that_feed_their_model_the_data_inputs_get_the_output_check():
+    from dlx.engine.trainer import _feeds_model_the_data_inputs
+    from dlx.tasks.classification import ClassificationTask
+    from dlx.tasks.regression import RegressionTask
+
+    class Reshaping(ClassificationTask):
+        def training_step(self, batch):
+            inputs, targets = batch
+            return super().training_step((inputs.flatten(1), targets))
+
+    model = torch.nn.Linear(64, 10)
+    assert _feeds_model_the_data_inputs(ClassificationTask(model, num_classes=10))
+    assert not _feeds_model_the_data_inputs(critic_task.CriticTask(model, num_classes=10))  # own train_batch
+    assert not _feeds_model_the_data_inputs(Reshaping(model, num_classes=10))
+    assert not _feeds_model_the_data_inputs(RegressionTask(torch.nn.Linear(64, 1)))  # checks nothing
+
+
+def test_backward_for_one_optimizer_skips_its_frozen_parameters():
+    from dlx.engine.optimization import Optimization, OptimizerSetup
+    from dlx.engine.precision import Precision
+
+    critic = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    critic[0].weight.requires_grad_(False)
+    setup = OptimizerSetup(torch.optim.SGD(critic.parameters(), lr=0.1), None, "step")
+    optimization = Optimization([setup], Precision("32", torch.device("cpu")))
+    optimization.begin_batch(1, True, False)
+    optimization.backward(critic(torch.randn(2, 3)).sum(), 0)
+    assert critic[0].weight.grad is None and critic[1].weight.grad is not None
