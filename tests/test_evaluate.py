@@ -58,7 +58,7 @@ def test_a_checkpoint_of_another_model_is_explained(trained_run):
 
     folder, _ = trained_run  # e.g. a user's model class whose code changed since the run
     weights = load_checkpoint(folder / "checkpoints" / "best.ckpt")["model"]
-    with pytest.raises(DlxError, match="do not fit this model"):
+    with pytest.raises(DlxError, match="cannot be loaded into this model, it does not fit"):
         load_model_state(torch.nn.Linear(64, 10), weights)
 
 

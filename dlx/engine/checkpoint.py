@@ -9,6 +9,7 @@ import pickle
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,15 +248,7 @@ class CheckpointKeeper:
 
 def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load weights, explaining a checkpoint that belongs to another model or holds NaN/Inf weights."""
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        details = " ".join(str(error).split())[:400]
-        raise DlxError(
-            f"The checkpoint's weights do not fit this model ({details}). The checkpoint was made "
-            "with another model or other model settings: drop the model overrides, or use a "
-            "checkpoint of this model."
-        ) from error
+    _load_explained(model.load_state_dict, state_dict, "weights", "model")
     # Buffers may hold infinities on purpose (attention masks); parameters never should.
     broken = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
     if broken:
@@ -268,14 +261,18 @@ def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
 
 def load_task_state(task: Task, state: dict[str, torch.Tensor] | None) -> None:
     """Load the task's own parameters (beyond its model), explaining a checkpoint of another task."""
-    if state is None:
-        return  # a checkpoint from before tasks' own state was kept
+    if state is not None:  # None: a checkpoint from before tasks' own state was kept
+        _load_explained(task.load_own_state_dict, state, "task state", "task")
+
+
+def _load_explained(load: Callable[[dict], Any], state: dict, what: str, owner: str) -> None:
+    """``load(state)``, explaining a checkpoint made for another ``owner`` (model or task)."""
     try:
-        task.load_own_state_dict(state)
+        load(state)
     except RuntimeError as error:
         details = " ".join(str(error).split())[:400]
         raise DlxError(
-            f"The checkpoint's task state does not fit this task ({details}). The checkpoint was made "
-            "with another task or other task settings: drop the task overrides, or use a checkpoint "
-            "of this task."
+            f"The checkpoint's {what} cannot be loaded into this {owner}, it does not fit ({details}). The "
+            f"checkpoint was made with another {owner} or other {owner} settings: drop the {owner} "
+            f"overrides, or use a checkpoint of this {owner}."
         ) from error
