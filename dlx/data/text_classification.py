@@ -186,7 +186,8 @@ class TextClassificationData(DataModule):
             path, self.text_column, self.label_column, self.encoding, key, labels_required=named
         )
         if table is None:
-            logger.info("%s has no '%s' column: it is not the %s split", path, self.label_column, split)
+            # Said only if the split is asked for (see loader): not on every eval and predict of SST-2.
+            logger.debug("%s has no '%s' column: it is not the %s split", path, self.label_column, split)
             self.unlabelled_files[split] = path.name
         return table
 

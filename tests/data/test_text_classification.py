@@ -15,8 +15,10 @@ def sst2(tmp_path):
     return write_sst2_folder(tmp_path / "SST-2")
 
 
-def test_sst2_folder_trains_on_train_tsv_validates_on_dev_and_has_no_test(sst2):
+def test_sst2_folder_trains_on_train_tsv_validates_on_dev_and_has_no_test(sst2, caplog):
+    caplog.set_level("INFO")
     data = TextClassificationData(root=str(sst2), max_length=16, test_fraction=0.0, batch_size=8).setup()
+    assert "test.tsv" not in caplog.text  # said when the test split is asked for, not on every load
     assert len(data.splits["train"][0]) == 120 and len(data.splits["val"][0]) == 30
     assert data.splits["train"][0].shape == (120, 16)
     metadata = data.metadata()
