@@ -113,8 +113,9 @@ def fit_config(
         scheduler_attacher,
     )
     from dlx.engine.distributed import join_process_group
+    from dlx.engine.model_check import ModelCheckFailed
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
-    from dlx.engine.trainer import ModelCheckFailed, Trainer, seed_everything
+    from dlx.engine.trainer import Trainer, seed_everything
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
     from dlx.loggers.plots import plot_curves
     from dlx.loggers.run_logger import RunLogger
@@ -135,7 +136,7 @@ def fit_config(
             trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
         except ModelCheckFailed as failed:
             what = "The model failed on two validation samples before training"
-            raise pieces_failed(cfg, what, failed.error) from failed.error
+            raise pieces_failed(cfg, what, failed.__cause__) from failed.__cause__
     except BaseException:
         discard_worker(wandb_worker)
         raise

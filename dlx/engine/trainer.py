@@ -37,6 +37,7 @@ from dlx.engine.early_stopping import EarlyStopping
 from dlx.engine.evaluation import evaluate, explained_loader_errors, move_batch
 from dlx.engine.interrupts import GracefulStop
 from dlx.engine.log_window import LogWindow
+from dlx.engine.model_check import check_model_output
 from dlx.engine.monitor import check_monitor, is_improvement
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
@@ -119,7 +120,7 @@ class Trainer:
             load_task_state(task, checkpoint.get("task"))
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
-        self._check_model_output(task, data)
+        check_model_output(task, data, self.device, self.precision, cfg.channels_last)
         task.model = self.processes.wrap(task.model)  # DDP or FSDP with several processes
         if cfg.compile:
             task.model = torch.compile(task.model)
@@ -151,24 +152,6 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         return self
-
-    def _check_model_output(self, task: Task, data: DataModule) -> None:
-        """The model on two validation samples, in eval mode, before any training, for a task that feeds it
-        the data's inputs as they come and says what it reads (``check_output``): an output it cannot read,
-        or a forward pass that fails, is explained now rather than after an epoch."""
-        if not _feeds_model_the_data_inputs(task):
-            return
-        inputs, _ = move_batch(data.example_batch("val", 2), self.device, self.config.channels_last)
-        task.eval()
-        try:
-            with torch.no_grad(), self.precision.autocast():
-                outputs = task.model(inputs)
-        except Exception as error:
-            raise ModelCheckFailed(error) from error
-        finally:
-            task.train()
-        if isinstance(outputs, torch.Tensor):
-            task.check_output(outputs)
 
     def fit(self, run_folder: Path | None = None, logger: RunLogger | None = None) -> dict[str, Any]:
         """Train what ``prepare`` set up; write checkpoints into ``run_folder`` (None: no files)."""
@@ -445,27 +428,6 @@ class Trainer:
             "best_metrics": self.best_metrics,
             "last_metrics": self.last_validation,
         }
-
-
-class ModelCheckFailed(Exception):
-    """The model's forward pass on two validation samples failed before training (see prepare)."""
-
-    def __init__(self, error: Exception):
-        super().__init__(str(error))
-        self.error = error
-
-
-def _feeds_model_the_data_inputs(task: Task) -> bool:
-    """Whether the task checks its model's output, and trains and predicts by calling the model on the data's
-    inputs as they come: true for the built-in classifiers, not for a GAN (its generator takes noise) or a
-    subclass that adapts the inputs in its own training_step, forward or train_batch."""
-    kind = type(task)
-    owner = next(cls for cls in kind.__mro__ if "check_output" in vars(cls))
-    if owner is Task:
-        return False
-    return all(
-        getattr(kind, name) is getattr(owner, name) for name in ("training_step", "forward", "train_batch")
-    )
 
 
 def _every(interval: int | None, step: int) -> bool:

@@ -60,7 +60,7 @@ def test_an_interrupted_run_of_the_users_own_classes_prints_a_resume_command_tha
 
 
 def test_only_tasks_that_feed_their_model_the_data_inputs_get_the_output_check():
-    from dlx.engine.trainer import _feeds_model_the_data_inputs
+    from dlx.engine.model_check import _feeds_model_the_data_inputs
     from dlx.tasks.classification import ClassificationTask
     from dlx.tasks.regression import RegressionTask
 
