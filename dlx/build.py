@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -58,16 +59,7 @@ def build_data(cfg: DictConfig, state: dict[str, Any] | None = None):
     ``state`` is a checkpoint's ``data_state`` (e.g. a vocabulary), loaded before the data is read.
     """
     data = instantiate_data(cfg, state)
-    target = cfg.data.get("_target_")
-    if target and not str(target).startswith("dlx."):
-        try:
-            data.setup()
-            metadata = data.metadata()
-        except DlxError:
-            raise
-        except Exception as error:
-            raise user_code_failed(f"Loading data._target_={target}", error) from error
-    else:
+    with _explained_users_code("Loading", "data", cfg.data):
         data.setup()
         metadata = data.metadata()
     for key in DATA_METADATA_KEYS:
@@ -140,17 +132,27 @@ def build_task(cfg: DictConfig, model):
 
 
 def _built(group: str, section: DictConfig, builder: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``builder(*args, **kwargs)``; an error in a user's own ``_target_`` code becomes one paragraph that
-    names it (dlx's own builders explain their errors themselves)."""
+    with _explained_users_code("Building", group, section):
+        return builder(*args, **kwargs)
+
+
+@contextmanager
+def _explained_users_code(doing: str, group: str, section: DictConfig) -> Iterator[None]:
+    """An error in a user's own ``_target_`` code becomes one paragraph that names it (dlx's own components
+    explain their errors themselves)."""
     target = section.get("_target_")
-    if not target or str(target).startswith("dlx."):
-        return builder(*args, **kwargs)
     try:
-        return builder(*args, **kwargs)
+        yield
     except DlxError:
         raise
     except Exception as error:
-        raise user_code_failed(f"Building {group}._target_={target}", error) from error
+        if not target or is_dlx_target(target):
+            raise
+        raise user_code_failed(f"{doing} {group}._target_={target}", error) from error
+
+
+def is_dlx_target(target: object) -> bool:
+    return str(target).startswith("dlx.")
 
 
 def user_code_failed(what: str, error: Exception) -> DlxError:
@@ -216,7 +218,7 @@ def untrusted_targets(cfg: Any, path: str = "") -> list[str]:
     found = []
     if isinstance(cfg, dict):
         for key, value in cfg.items():
-            if key == "_target_" and not str(value).startswith("dlx."):
+            if key == "_target_" and not is_dlx_target(value):
                 found.append(f"{path}_target_={value}")
             else:
                 found += untrusted_targets(value, f"{path}{key}.")
