@@ -17,8 +17,11 @@ log = logging.getLogger("dlx")
 
 
 def load_run_for_resume(
-    run_folder: Path, overrides: list[str], trust_checkpoint: bool = False
+    resume: Path, overrides: list[str], trust_checkpoint: bool = False
 ) -> tuple[DictConfig, dict[str, Any]]:
+    """The config and checkpoint ``--resume`` names: a run folder (its last.ckpt), or a checkpoint in a
+    run's checkpoints/ folder (e.g. best.ckpt when last.ckpt is broken; the steps after it are trained
+    again)."""
     from dlx.build import apply_overrides
     from dlx.engine.checkpoint import load_checkpoint
     from dlx.restore import (
@@ -28,18 +31,20 @@ def load_run_for_resume(
         refuse_untrusted_targets,
     )
 
-    if run_folder.is_file() and run_folder.parent.name != "checkpoints":
+    if resume.is_file() and resume.parent.name != "checkpoints":
         raise DlxError(
             f"--resume takes a run folder (outputs/<experiment>/<run>) or a checkpoint in its checkpoints/ "
-            f"folder; {run_folder} is in neither, so there is no run to go on with. Give the run folder it "
-            f"came from, or measure it with `dlx eval {run_folder}`."
+            f"folder; {resume} is in neither, so there is no run to go on with. Give the run folder it "
+            f"came from, or measure it with `dlx eval {resume}`."
         )
-    checkpoint_path = run_folder if run_folder.is_file() else run_folder / "checkpoints" / "last.ckpt"
+    checkpoint_path = resume if resume.is_file() else resume / "checkpoints" / "last.ckpt"
     if not checkpoint_path.exists():
         raise DlxError(
-            f"Cannot resume '{run_folder}': it has no checkpoints/last.ckpt. Pass a run folder such "
+            f"Cannot resume '{resume}': it has no checkpoints/last.ckpt. Pass a run folder such "
             "as outputs/<experiment>/<run>/ that has trained for at least one checkpoint interval."
         )
+    if resume.is_file():
+        log.info("Resuming the run %s from its checkpoints/%s.", run_folder_of(resume), resume.name)
     refuse_group_swaps(
         overrides,
         "a resumed run keeps the pieces it was trained with",
@@ -63,12 +68,6 @@ def train(
     from dlx.engine.distributed import launched_by_torchrun
     from dlx.launch import run_worker
 
-    if resume is not None and resume.suffix == ".ckpt" and resume.parent.name == "checkpoints":
-        if resume.name == "last.ckpt":
-            resume = resume.parent.parent  # the run goes on from where it stopped
-            log.info("Resuming the run %s from its checkpoints/last.ckpt.", resume)
-        else:  # e.g. best.ckpt: the run goes on from there (its later steps are trained again)
-            log.info("Resuming the run %s from %s.", resume.parent.parent, resume.name)
     if launched_by_torchrun():  # one of several processes: it ends here, see run_worker
         run_worker(lambda: _train(overrides, config_dirs or [], resume, trust_checkpoint))
     return _train(overrides, config_dirs or [], resume, trust_checkpoint)
