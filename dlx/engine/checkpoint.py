@@ -103,8 +103,10 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a dlx checkpoint with ``weights_only=True``: tensors and plain data, no code."""
+    from dlx.export.command import SUFFIXES
+
     path = checkpoint_file(path)
-    if path.name.endswith((".onnx", ".pt2", ".torchscript.pt")) and path.exists():
+    if path.name.endswith(tuple(SUFFIXES.values())) and path.exists():
         raise DlxError(
             f"'{path}' is an exported model (`dlx export`), not a checkpoint: this command rebuilds the "
             "run from a checkpoint (.ckpt). Give the checkpoint it was exported from, e.g. "
