@@ -31,6 +31,7 @@ class Optimization:
         clip_algorithm: str = "norm",
     ):
         self.setups = setups
+        self.several_optimizers = len(setups) > 1  # decided once: begin_batch runs on every batch
         self.precision = precision
         self.clip_value = clip_value
         self.clip_algorithm = clip_algorithm
@@ -45,7 +46,7 @@ class Optimization:
     def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
         """Called by the trainer: the accumulation window's size (smaller at an epoch's end), whether
         this batch closes it, and whether its step will be logged."""
-        if self.at_boundary and len(self.setups) > 1:
+        if self.several_optimizers and self.at_boundary:
             # The last batch closed a window, so this one opens the next: no optimizer may add in a gradient
             # left over from another one's loss (a generator's loss reaches the discriminator's weights).
             for setup in self.setups:
