@@ -93,7 +93,10 @@ def _predict_with_checkpoint(
                 f"`dlx generate {path} --prompt 'ROMEO:'`."
             )
 
-    run = restore_run(path, overrides, trust_checkpoint, check_config=refuse_language_models)
+    # New inputs need only what the checkpoint says about its data, not the data set (maybe a download).
+    run = restore_run(
+        path, overrides, trust_checkpoint, check_config=refuse_language_models, read_data=not given
+    )
     metadata = decode_metadata(deployment_metadata(run, "float32", {0: "batch"}))
     targets = None
     if given and hasattr(run.data, "encode_texts"):  # a text classifier: the arguments are texts

@@ -20,7 +20,8 @@ class RestoredRun:
     checkpoint_path: Path
     checkpoint: dict[str, Any]
     cfg: DictConfig
-    data: Any  # a set-up DataModule
+    data: Any  # the DataModule: set up (its splits read), unless restore_run was told not to
+    data_metadata: Any  # its DataMetadata
     model: Any  # torch.nn.Module with the checkpoint's weights, in eval mode
     task: Any
 
@@ -105,10 +106,16 @@ def restore_run(
     overrides: list[str] | None = None,
     trust_checkpoint: bool = False,
     check_config: Callable[[DictConfig], None] | None = None,
+    read_data: bool = True,
 ) -> RestoredRun:
-    """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built."""
-    from dlx.build import apply_overrides, build_data, build_model, build_task
+    """The run of checkpoint ``path``; ``check_config`` may refuse its config before anything is built.
+
+    ``read_data=False`` (new inputs to predict on) leaves the data files unread when the checkpoint
+    describes its data (DataMetadata, vocabulary): they may be gone, or a download away.
+    """
+    from dlx.build import apply_overrides, build_data, build_model, build_task, instantiate_data
     from dlx.config.validate import validate_config
+    from dlx.data.base import DataMetadata
     from dlx.engine.checkpoint import checkpoint_file, load_checkpoint, load_model_state, load_task_state
 
     refuse_group_swaps(
@@ -127,10 +134,16 @@ def restore_run(
     validate_config(cfg)
     if check_config is not None:
         check_config(cfg)
-    data = build_data(cfg, checkpoint.get("data_state"))
+    described = checkpoint.get("data_metadata")  # older checkpoints lack it: their data is read
+    if read_data or described is None:
+        data = build_data(cfg, checkpoint.get("data_state"))
+        data_metadata = data.metadata()
+    else:
+        data = instantiate_data(cfg, checkpoint.get("data_state"))
+        data_metadata = DataMetadata(**described)
     task = build_task(cfg, build_model(cfg))
     model = task.model  # what the checkpoint holds: a task may wrap the model (regression's target scale)
     load_model_state(model, checkpoint["model"])
     load_task_state(task, checkpoint.get("task"))
     task.eval()
-    return RestoredRun(Path(path), checkpoint, cfg, data, model, task)
+    return RestoredRun(Path(path), checkpoint, cfg, data, data_metadata, model, task)

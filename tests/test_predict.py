@@ -1,5 +1,6 @@
 """`dlx predict`: an exported ONNX file (or a checkpoint) classifies PNG files as the PyTorch model does."""
 
+import shutil
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from dlx.export.command import export_checkpoint
 from dlx.predict import predict
 from dlx.restore import restore_run
 from tests.export.runs import family_checkpoint
+from tests.helpers import train_run
 
 runner = CliRunner()
 
@@ -253,3 +255,71 @@ def test_a_text_classifier_predicts_typed_texts_as_it_read_its_data(tmp_path_fac
         assert dict(prediction.top) == pytest.approx(
             {name: float(p) for name, p in zip(run.data.class_names, probabilities, strict=True)}, abs=1e-5
         )
+
+
+def test_predicting_new_images_reads_no_data_files(tmp_path):
+    """The checkpoint describes its inputs: predicting a PNG needs neither MNIST's files nor a download."""
+    from tests.datasets_on_disk import write_mnist_idx
+
+    write_mnist_idx(tmp_path / "mnist", n_train=60, n_test=20)
+    train_run(
+        "data=mnist",
+        f"data.root={tmp_path / 'mnist'}",
+        "data.download=false",
+        "data.val_size=10",
+        "model=mlp",
+        "model.hidden_sizes=[16]",
+        "trainer.max_epochs=1",
+        f"output_dir={tmp_path / 'runs'}",
+    )
+    checkpoint = next((tmp_path / "runs").glob("*/*/checkpoints/best.ckpt"))
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(image)
+    with_data = predict(checkpoint, [str(image)], top_k=3)
+
+    shutil.rmtree(tmp_path / "mnist")
+    without_data = predict(checkpoint, [str(image)], top_k=3)
+    _assert_same_predictions(without_data, with_data)
+    assert not (tmp_path / "mnist").exists()  # nothing was downloaded either
+
+
+def test_predicting_typed_texts_reads_no_data_files(tmp_path):
+    from tests.text_on_disk import write_sst2_folder
+
+    write_sst2_folder(tmp_path / "SST-2")
+    train_run(
+        "model=rnn",
+        "data=sst2",
+        f"data.root={tmp_path / 'SST-2'}",
+        "data.max_length=12",
+        "model.embedding_size=8",
+        "model.hidden_size=8",
+        "trainer.max_epochs=1",
+        f"output_dir={tmp_path / 'runs'}",
+    )
+    checkpoint = next((tmp_path / "runs").glob("*/*/checkpoints/best.ckpt"))
+    texts = ["a great film .", "the plot is dull and boring ."]
+    with_data = predict(checkpoint, texts, top_k=2)
+
+    shutil.rmtree(tmp_path / "SST-2")
+    without_data = predict(checkpoint, texts, top_k=2)
+    _assert_same_predictions(without_data, with_data)
+
+
+def test_a_checkpoint_that_does_not_describe_its_data_reads_it_to_predict(checkpoint, digit_png, tmp_path):
+    """Checkpoints written before they carried their DataMetadata still predict: their data is read."""
+    state = torch.load(checkpoint, weights_only=True)
+    del state["data_metadata"]
+    older = tmp_path / "checkpoints" / "older.ckpt"
+    older.parent.mkdir()
+    torch.save(state, older)
+    assert [p.top for p in predict(older, [str(digit_png)])] == [
+        p.top for p in predict(checkpoint, [str(digit_png)])
+    ]
+
+
+def _assert_same_predictions(actual, expected):
+    assert [[name for name, _ in p.top] for p in actual] == [[name for name, _ in p.top] for p in expected]
+    assert [v for p in actual for _, v in p.top] == pytest.approx(
+        [v for p in expected for _, v in p.top], abs=1e-6
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -34,6 +35,14 @@ class DataMetadata:
     target_mean: list[float] | None = None
     target_std: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_plain(self) -> dict[str, Any] | None:
+        """These fields as plain data (what a ``weights_only`` checkpoint may hold), so that a trained run
+        can describe its inputs without its data files; None when ``extra`` holds values that are not."""
+        try:
+            return json.loads(json.dumps(asdict(self)))
+        except (TypeError, ValueError):
+            return None
 
 
 def batch_seed(seed: int, epoch: int, batch_index: int = 0, process_rank: int = 0) -> int:

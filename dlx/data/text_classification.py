@@ -279,9 +279,12 @@ class TextClassificationData(DataModule):
         return super().loader(split, epoch=epoch, start_batch=start_batch, shuffle=shuffle)
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        """New texts as the model reads them, encoded as the training texts were (for `dlx predict`)."""
-        self.setup()
+        """New texts as the model reads them, encoded as the training texts were (for `dlx predict`).
+        The data files are read only if no checkpoint gave this module its vocabulary."""
+        if self.tokenizer_name == "word" and self.vocabulary is None:
+            self.setup()
         tokenizer = self.make_tokenizer([])  # the learnt vocabulary, or the pretrained tokenizer
+        self.pad_id = tokenizer.pad_id
         encoded = [ids or [tokenizer.unknown_id] for ids in tokenizer.encode_batch(texts, self.max_length)]
         return self.prepare(pad_sequences(encoded, self.pad_id, self.max_length))
 

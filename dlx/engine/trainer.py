@@ -111,6 +111,7 @@ class Trainer:
             check_monitor(self.monitor, self.mode, {f"val/{key}": better for key, better in modes.items()})
         self.data_name = type(data).__name__
         data.setup()
+        self.data_metadata = data.metadata().to_plain()  # checkpoints carry it: see restore_run
         self.processes.shard(data)  # each process trains on its share of every global batch
         data.keep_on_device(self.device)
         self.model = task.model  # the unwrapped module: its state_dict is what checkpoints hold
@@ -381,6 +382,7 @@ class Trainer:
             "model": self.processes.full_state(self.model.state_dict()),
             "task": task.own_state_dict(),  # a GAN's discriminator, say; usually empty
             "data_state": self.data.state_dict(),
+            "data_metadata": self.data_metadata,
             "optimization": self.processes.full_state(self.optimization.state_dict()),
             "schedule": asdict(self.context),
             "progress": progress,

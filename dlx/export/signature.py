@@ -54,7 +54,7 @@ def describe_run(run: RestoredRun) -> ModelSignature:
     example = check_inputs[:EXAMPLE_SIZE]
     if len(example) < EXAMPLE_SIZE:
         example = example.repeat(EXAMPLE_SIZE, *([1] * len(input_shape)))
-    data_metadata = run.data.metadata()
+    data_metadata = run.data_metadata
     dynamic_axes = {0: "batch", **_declared_dynamic_axes(data_metadata.extra)}
     signature = ModelSignature(
         input_shape=input_shape,
@@ -87,7 +87,7 @@ def _declared_dynamic_axes(extra: dict[str, Any]) -> dict[int, str]:
 def deployment_metadata(run: RestoredRun, dtype: str, dynamic_axes: dict[int, str]) -> dict[str, str]:
     """The string key/values an exported file carries so that `dlx predict` needs nothing else."""
     cfg = run.cfg
-    data_metadata = run.data.metadata()
+    data_metadata = run.data_metadata
     model_name = cfg.model.get("name") or cfg.model.get("_target_")
     values: dict[str, Any] = {
         "version": dlx.__version__,
