@@ -88,6 +88,44 @@ class Processes:
             self.parallel_model = DistributedDataParallel(model, device_ids=device_ids)
         return self.parallel_model
 
+    def share_task_state(self, task: torch.nn.Module) -> list[torch.nn.Parameter]:
+        """Start every process from rank 0's copy of the modules a task holds beside its model (a GAN's
+        discriminator), which DDP does not wrap; return their trainable parameters, whose gradients the
+        optimizer step averages (``average_gradients``)."""
+        held = [(name, tensor) for name, tensor in task.state_dict(keep_vars=True).items()]
+        held = [tensor for name, tensor in held if not name.startswith("model.")]
+        if not self.is_distributed or not held:
+            return []
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for tensor in held:
+                dist.broadcast(tensor.data, src=0)
+        return [tensor for tensor in held if isinstance(tensor, torch.nn.Parameter) and tensor.requires_grad]
+
+    def average_gradients(self, parameters: list[torch.Tensor]) -> None:
+        """Average these parameters' gradients over the processes, as DDP does for the model's. A gradient
+        that some process lacks counts as zeros there; one that every process lacks stays None."""
+        import torch.distributed as dist
+
+        present = torch.tensor(
+            [p.grad is not None for p in parameters], dtype=torch.float32, device=self.device
+        )
+        dist.all_reduce(present, op=dist.ReduceOp.MAX)
+        parameters = [p for p, anywhere in zip(parameters, present.tolist(), strict=True) if anywhere]
+        if not parameters:
+            return
+        for p in parameters:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in parameters])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p in parameters:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+            offset += p.numel()
+
     def sync_gradients(self, now: bool) -> None:
         """Whether this batch's backward averages gradients over the processes: only the last batch of an
         accumulation window needs to (the others add to local gradients, with no communication)."""

@@ -42,6 +42,9 @@ class Optimization:
         self.grad_norm: torch.Tensor | None = None
         self.last_graph: torch.Tensor | None = None  # see backward
         self.autocast = precision.autocast  # the context a task's forward pass runs in
+        # Several processes: parameters no DDP wrapper averages (a task's own modules), and the averaging.
+        self.averaged_by_hand: set[int] = set()  # their id()s
+        self.average_gradients: Any = None
 
     def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
         """Called by the trainer: the accumulation window's size (smaller at an epoch's end), whether
@@ -81,6 +84,10 @@ class Optimization:
             return False
         setup = self.setups[index]
         optimizer, scaler = setup.optimizer, self.precision.scaler
+        if self.averaged_by_hand:
+            by_hand = self.averaged_by_hand
+            if params := [p for group in optimizer.param_groups for p in group["params"] if id(p) in by_hand]:
+                self.average_gradients(params)
         if scaler is not None:
             scaler.unscale_(optimizer)  # clipping must see true gradient sizes
         if self.clip_value is not None or self.measure_grad_norm:

@@ -122,6 +122,7 @@ class Trainer:
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
         check_model_output(task, data, self.device, self.precision, cfg.channels_last)
+        task_parameters = self.processes.share_task_state(task)  # after loading a checkpoint's
         task.model = self.processes.wrap(task.model)  # DDP or FSDP with several processes
         if cfg.compile:
             task.model = torch.compile(task.model)
@@ -144,6 +145,9 @@ class Trainer:
         self.optimization = Optimization(
             setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
         )
+        if task_parameters:
+            self.optimization.averaged_by_hand = {id(p) for p in task_parameters}
+            self.optimization.average_gradients = self.processes.average_gradients
         self.state = TrainState()
         self.early_stopping = EarlyStopping(
             self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta

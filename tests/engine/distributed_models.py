@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from dlx.models.mlp import MLP
+from tests.tasks.critic_task import CriticTask
 
 
 class ParameterDumpingMLP(MLP):
@@ -33,3 +34,16 @@ class CrashingMLP(MLP):
             if type(self).calls == int(os.environ.get("CRASH_AT", "3")):
                 raise ValueError("rank 1 crashed on purpose")
         return super().forward(inputs)
+
+
+class CriticDumpingTask(CriticTask):
+    """The two-optimizer CriticTask that saves its critic as each validation begins, one file per rank:
+    `$DUMP_DIR/critic-rank<R>-<n>.pt`."""
+
+    def train(self, mode: bool = True) -> CriticDumpingTask:
+        if not mode and os.environ.get("DUMP_DIR"):
+            self.validations = getattr(self, "validations", 0) + 1
+            rank = os.environ.get("RANK", "0")
+            path = Path(os.environ["DUMP_DIR"]) / f"critic-rank{rank}-{self.validations}.pt"
+            torch.save({key: value.detach().clone() for key, value in self.own_state_dict().items()}, path)
+        return super().train(mode)

@@ -78,6 +78,37 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
         assert torch.equal(value, rank0[key]), key  # after the last validation, nothing trained
 
 
+def test_modules_a_task_holds_are_averaged_over_processes_like_the_model(tmp_path):
+    """A GAN's discriminator lives in the task, outside the DDP-wrapped model: its gradients are averaged
+    too, so every rank holds the same critic, the one a single process trains with the same global batch."""
+    overrides = [*RUN, "trainer.max_epochs=2", f"task._target_={MODELS}.CriticDumpingTask"]
+    (tmp_path / "one").mkdir()
+    os.environ["DUMP_DIR"] = str(tmp_path / "one")
+    try:
+        train_run(*overrides, "output_dir=single", fast=False)
+    finally:
+        del os.environ["DUMP_DIR"]
+    (tmp_path / "two").mkdir()
+    arguments = [*overrides, "output_dir=double", "trainer.devices=2", "--trust-checkpoint"]
+    code, output, _ = run_command("-m", "dlx", "train", *arguments, DUMP_DIR=str(tmp_path / "two"))
+    assert code == 0, output
+
+    for validation in (
+        1,
+        2,
+    ):  # the two validations (the output check before training sets only the model's mode)
+        rank0 = torch.load(tmp_path / "two" / f"critic-rank0-{validation}.pt")
+        rank1 = torch.load(tmp_path / "two" / f"critic-rank1-{validation}.pt")
+        reference = torch.load(tmp_path / "one" / f"critic-rank0-{validation}.pt")
+        for key, value in rank0.items():
+            assert torch.equal(value, rank1[key]), key
+            if validation == 1:
+                torch.testing.assert_close(value, reference[key], atol=PARAMETER_TOLERANCE, rtol=0)
+    checkpoint = load_checkpoint(only_run_folder(tmp_path / "double") / "checkpoints" / "last.ckpt")
+    for key, value in checkpoint["task"].items():
+        assert torch.equal(value, rank0[key]), key
+
+
 def test_a_failing_rank_stops_the_run_with_its_message_and_the_run_resumes_on_one_process(tmp_path):
     from dlx.train import train
 
