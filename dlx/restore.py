@@ -140,7 +140,7 @@ def restore_run(
         data_metadata = data.metadata()
     else:
         data = instantiate_data(cfg, checkpoint.get("data_state"))
-        data_metadata = DataMetadata(**described)
+        data_metadata = DataMetadata.from_plain(described)
     task = build_task(cfg, build_model(cfg))
     model = task.model  # what the checkpoint holds: a task may wrap the model (regression's target scale)
     load_model_state(model, checkpoint["model"])

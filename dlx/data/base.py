@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -43,6 +43,12 @@ class DataMetadata:
             return json.loads(json.dumps(asdict(self)))
         except (TypeError, ValueError):
             return None
+
+    @classmethod
+    def from_plain(cls, values: dict[str, Any]) -> DataMetadata:
+        """What ``to_plain`` wrote; fields this version does not know (from a newer dlx) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 def batch_seed(seed: int, epoch: int, batch_index: int = 0, process_rank: int = 0) -> int:
