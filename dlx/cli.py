@@ -354,6 +354,9 @@ def sweep(
 
 
 def main() -> None:
+    from dlx.engine.interrupts import interrupt_once_per_ctrl_c
+
+    interrupt_once_per_ctrl_c()
     try:
         app(prog_name="dlx")
     except SystemExit as stop:
