@@ -188,7 +188,9 @@ def _print_start(plan: SweepPlan, folder: Path, storage: str | None, jobs: int) 
     kind = "grid" if settings.sampler == "grid" else f"{settings.sampler} search"
     pruning = "" if settings.pruner == "none" else f", {settings.pruner} pruning"
     workers = f"{jobs} worker{'s' if jobs > 1 else ''}" + (
-        " on Slurm" if settings.launcher == "slurm" else ""
+        (" on Slurm" if settings.slurm.cluster == "slurm" else " as local submitit jobs")
+        if settings.launcher == "slurm"
+        else ""
     )
     console.print(
         f"[bold]Sweep {plan.sweep_id}[/]: {kind} over {names}, {settings.trials} trials, "

@@ -131,9 +131,8 @@ def print_report(plan: SweepPlan, rows: list[TrialRow], reruns: int, folder: Pat
     if best is not None:
         console.print(f"Best: {best.name}, {plan.monitor}={format_value(best.value)}. Train it again with:")
         console.print(train_command(plan, best), markup=False, soft_wrap=True)
-    console.print(
-        f"Sweep folder: {folder} (summary.json, best.yaml, sweep.png)", markup=False, soft_wrap=True
-    )
+    written = [name for name in ("summary.json", "best.yaml", "sweep.png") if (folder / name).is_file()]
+    console.print(f"Sweep folder: {folder} ({', '.join(written)})", markup=False, soft_wrap=True)
 
 
 def write_report_files(

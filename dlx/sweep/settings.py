@@ -5,6 +5,7 @@ and the defaults below."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,12 @@ def check_settings(settings: SweepSettings) -> None:
         raise DlxError(
             f"sweep.slurm.cluster={settings.slurm.cluster} is not one of slurm, local (local runs the "
             "submitit path on this machine)."
+        )
+    if settings.launcher == "slurm" and settings.slurm.cluster == "slurm" and shutil.which("sbatch") is None:
+        raise DlxError(
+            "--launcher slurm submits each trial as a Slurm job, but this machine has no Slurm (no `sbatch` "
+            "on PATH). Run the sweep on the cluster's login node, run trials here with `--jobs N`, or try "
+            "the submission path locally with `sweep.slurm.cluster=local`."
         )
 
 

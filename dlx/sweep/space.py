@@ -11,12 +11,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, did_you_mean
 
 SWEEP_SYNTAX = (
     "Sweep values look like `key=a,b,c`, `key=choice(a,b)`, `key=range(1,5)`, `group=glob(pattern)`, "
     "`'key=interval(low,high)'` or `'key=tag(log, interval(1e-5, 1e-1))'` (`tag(int, ...)` for integers)."
 )
+
+
+TAGS = ("log", "int")  # what tag() may say: a log-scaled axis, whole numbers
+# Settings the sweep itself reads from the base config (how trials rank; one process per trial): one value.
+_RANKS = "it decides how the sweep ranks its trials"
+_ONE_PROCESS = "dlx sweep trains each trial in one process (run trials side by side with `--jobs N`)"
+NOT_SWEPT = {
+    "trainer.monitor": _RANKS,
+    "trainer.mode": _RANKS,
+    "trainer.devices": _ONE_PROCESS,
+    "trainer.num_nodes": _ONE_PROCESS,
+}
 
 
 @dataclass
@@ -92,6 +104,7 @@ def parse_search_space(overrides: list[str], config_dirs: list[Path]) -> tuple[l
 
     parser = OverridesParser.create()
     base: list[str] = []
+    fixed: dict[str, str] = {}  # key -> the override that sets it to one value
     parameters: dict[str, Parameter] = {}
     for text in overrides:
         try:
@@ -100,11 +113,29 @@ def parse_search_space(overrides: list[str], config_dirs: list[Path]) -> tuple[l
             raise DlxError(f"Cannot parse '{text}': {_hydra_reason(error)} {SWEEP_SYNTAX}") from None
         if not override.is_sweep_override():
             base.append(text)
+            fixed[_name(override)] = text
             continue
         parameter = _parameter(override, text, config_dirs)
+        if parameter.name in NOT_SWEPT:
+            raise DlxError(
+                f"'{text}': {parameter.name} cannot be swept: {NOT_SWEPT[parameter.name]}. Give it one value "
+                f"for the whole sweep (e.g. `trainer.monitor=val/acc trainer.mode=max`), or run one sweep "
+                "per value."
+            )
         parameters.pop(parameter.name, None)
         parameters[parameter.name] = parameter
+    for name, parameter in parameters.items():
+        if name in fixed:
+            raise DlxError(
+                f"{name} is both swept ('{parameter.key}=...') and set to one value ('{fixed[name]}'); the "
+                "sweep would ignore the second. Keep one of them."
+            )
     return base, list(parameters.values())
+
+
+def _name(override: Any) -> str:
+    """Optuna's parameter name for an override: the key without +/++, with its @package."""
+    return override.key_or_group + (f"@{override.package}" if override.package else "")
 
 
 def _hydra_reason(error: Exception) -> str:
@@ -116,17 +147,24 @@ def _hydra_reason(error: Exception) -> str:
 def _parameter(override: Any, text: str, config_dirs: list[Path]) -> Parameter:
     from hydra.core.override_parser.types import Glob, IntervalSweep, QuotedString
 
-    name = override.key_or_group + (f"@{override.package}" if override.package else "")
+    name = _name(override)
     key = override.get_key_element()
     value = override.value()
     tags = set(getattr(value, "tags", set()) or set())
+    for tag in sorted(tags - set(TAGS)):
+        raise DlxError(
+            f"'{text}': tag({tag}, ...) is not a tag dlx sweep knows.{did_you_mean(tag, TAGS)} Tags: "
+            f"log (a log-scaled axis), int (whole numbers), e.g. `'{key}=tag(log, interval(1e-5, 1e-1))'`."
+        )
     if isinstance(value, IntervalSweep):
         low, high = float(value.start), float(value.end)
         integer = "int" in tags
         if not low < high:
+            swapped = f"interval({value.end:g}, {value.start:g})"
+            swapped = f"tag({', '.join(sorted(tags))}, {swapped})" if tags else swapped
             raise DlxError(
-                f"'{text}': an interval needs low < high, got interval({value.start}, {value.end}). "
-                f"Type e.g. `'{key}=interval({value.end}, {value.start})'`."
+                f"'{text}': an interval needs low < high, got interval({value.start:g}, {value.end:g}). "
+                f"Type e.g. `'{key}={swapped}'`."
                 if low > high
                 else f"'{text}': the interval is empty. Give two different bounds, or one value `{key}=x`."
             )

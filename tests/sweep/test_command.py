@@ -67,6 +67,13 @@ BAD_INPUT = [
     ([*FAST, "optimizer.lr=interval(1e-3, 1e-2)", "--pruner", "medain"], "Did you mean 'median'"),
     (["--resume", "outputs/nothing"], "is not a sweep folder"),
     ([*FAST, "optimizer.lr=1e-3,1e-2", "trainer.devices=2"], "trains each trial in one process"),
+    (
+        [*FAST, "optimizer.lr=tag(lgo, interval(1e-5, 1e-1))"],
+        "tag(lgo, ...) is not a tag dlx sweep knows. Did you mean 'log'",
+    ),
+    ([*FAST, "optimizer.lr=1e-3,1e-2", "optimizer.lr=0.5"], "optimizer.lr is both swept"),
+    ([*FAST, "trainer.monitor=val/acc,val/f1", "trainer.mode=max"], "trainer.monitor cannot be swept"),
+    ([*FAST, "optimizer.lr=1e-3,1e-2", "trainer.devices=1,2"], "trainer.devices cannot be swept"),
 ]
 
 
@@ -131,3 +138,13 @@ def test_a_setting_every_trial_fails_on_stops_the_sweep_after_two():
     assert "Two trials in a row failed before training with the same error" in result.output
     states = [t["state"] for t in read_summary(only_sweep_folder())["trials"]]
     assert sorted(states) == ["failed", "failed", "waiting", "waiting"]
+
+
+def test_the_slurm_launcher_without_slurm_says_what_to_use_instead(monkeypatch):
+    import dlx.sweep.settings
+
+    monkeypatch.setattr(dlx.sweep.settings.shutil, "which", lambda name: None)
+    result = sweep(*FAST, "optimizer.lr=1e-3,1e-2", "--launcher", "slurm")
+    assert result.exit_code == 2, result.output
+    assert "this machine has no Slurm" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not Path("outputs/sweeps").exists()

@@ -66,6 +66,10 @@ def test_sweep_settings_and_named_space_are_taken_out_before_hydra():
         ("optimizer=glob(zz*)", "has no values"),
         ("optimizer.lr=glob(*)", "glob() picks options of a config group"),
         ("optimizer.lr=1e-3,1e-3", "names a value twice"),
+        (
+            "data.batch_size=tag(int, interval(64, 16))",
+            "Type e.g. `'data.batch_size=tag(int, interval(16, 64))'`",
+        ),
     ],
 )
 def test_malformed_sweeps_are_refused_with_the_reason(override, message):
