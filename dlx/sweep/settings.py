@@ -182,6 +182,13 @@ def resolve_strategy(settings: SweepSettings, discrete: bool, grid_size: int | N
                 f"of them twice. Drop --sampler to run each once (the grid), or ask for `--trials "
                 f"{grid_size}` or fewer."
             )
+        if sampler == "tpe" and (trials or DEFAULT_SEARCH_TRIALS) >= grid_size:
+            # TPE may draw a combination it drew before; with a trial for each, the grid tries them all.
+            raise DlxError(
+                f"The search space has {grid_size} combinations and --trials {trials or grid_size} would "
+                "try as many, but TPE may draw one twice and skip another. Drop --sampler to run each "
+                f"once (the grid), or sample fewer with `--sampler random --trials {max(1, grid_size - 1)}`."
+            )
         trials = trials or min(DEFAULT_SEARCH_TRIALS, grid_size)
     pruner = settings.pruner or ("none" if sampler == "grid" else "median")
     return dataclasses.replace(

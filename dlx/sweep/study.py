@@ -1,10 +1,11 @@
 """One Optuna study per sweep, grid and search alike. The plan (base overrides, search space, settings) is
 stored in the study, so any machine that can reach the storage can join or resume the sweep.
 
-Every trial the sweep will run is queued up front as a *slot* (a WAITING trial; a grid's slot carries its
-combination, a search's slot is sampled when claimed). Workers claim slots until none is left: the budget
-is exact, no combination runs twice, and a slot whose run was interrupted is queued again with the same
-parameters and folder.
+Every trial the sweep will run is queued up front as a *slot* (a WAITING trial). A grid's slot carries its
+combination, and so does a random search's over value lists (a seeded shuffle of the grid: no combination
+twice); TPE and searches over intervals sample a slot when it is claimed. Workers claim slots until none is
+left: the budget is exact, and a slot whose run was interrupted is queued again with the same parameters
+and folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +86,19 @@ def add_slots(study: Any, plan: SweepPlan, total: int) -> int:
     """Queue slots until the sweep has ``total``; return how many were added."""
     taken = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
     count = len(taken - {None})
-    points = grid_points(plan.parameters) if plan.settings.sampler == "grid" else None
+    points = None
+    if plan.settings.sampler == "grid":
+        points = grid_points(plan.parameters)
+    elif plan.settings.sampler == "random" and all(p.is_discrete for p in plan.parameters):
+        # Random search over value lists draws without replacement: slot i takes the i-th combination
+        # of one seeded shuffle, so no combination trains twice, also when --resume adds trials.
+        points = grid_points(plan.parameters)
+        random.Random(plan.seed).shuffle(points)
+    if points is not None and total > len(points):
+        raise DlxError(
+            f"The search space has only {len(points)} combinations, so {total} trials would train some "
+            f"of them twice. Ask for `--trials {len(points)}` or fewer."
+        )
     for slot in range(count, total):
         params = points[slot] if points is not None else {}
         study.enqueue_trial(params, user_attrs={"slot": slot, "attempt": 1})

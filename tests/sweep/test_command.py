@@ -72,6 +72,7 @@ BAD_INPUT = [
         "tag(lgo, ...) is not a tag dlx sweep knows. Did you mean 'log'",
     ),
     ([*FAST, "optimizer.lr=1e-3,1e-2", "optimizer.lr=0.5"], "optimizer.lr is both swept"),
+    ([*FAST, "optimizer.lr=1e-3,1e-2,1e-1", "--sampler", "tpe"], "TPE may draw one twice"),
     ([*FAST, "trainer.monitor=val/acc,val/f1", "trainer.mode=max"], "trainer.monitor cannot be swept"),
     ([*FAST, "optimizer.lr=1e-3,1e-2", "trainer.devices=1,2"], "trainer.devices cannot be swept"),
 ]
@@ -103,9 +104,9 @@ def test_named_space_gives_defaults_and_the_command_line_wins():
     )
     assert plan.direction == "minimize" and plan.monitor == "val/loss"
     plan = plan_sweep(
-        ["sweep=lr_range", *FAST, "optimizer.lr=1e-3,1e-2", "sweep.pruner=none"], [], {"trials": 2}
+        ["sweep=lr_range", *FAST, "optimizer.lr=1e-3,1e-2,1e-1", "sweep.pruner=none"], [], {"trials": 2}
     )
-    assert plan.parameters[0].choices == [0.001, 0.01] and plan.settings.pruner == "none"
+    assert plan.parameters[0].choices == [0.001, 0.01, 0.1] and plan.settings.pruner == "none"
 
 
 def test_help_shows_examples():
@@ -148,3 +149,14 @@ def test_the_slurm_launcher_without_slurm_says_what_to_use_instead(monkeypatch):
     assert result.exit_code == 2, result.output
     assert "this machine has no Slurm" in " ".join(result.output.split()) and "Traceback" not in result.output
     assert not Path("outputs/sweeps").exists()
+
+
+def test_a_random_search_over_value_lists_never_trains_a_combination_twice():
+    # Optuna's RandomSampler drew some combinations twice here and skipped others.
+    result = sweep(
+        *FAST, "optimizer.lr=1e-3,1e-2,1e-1", "data.batch_size=32,64", "--sampler", "random", "--trials", "6"
+    )
+    assert result.exit_code == 0, result.output
+    trials = read_summary(only_sweep_folder())["trials"]
+    points = {(t["params"]["optimizer.lr"], t["params"]["data.batch_size"]) for t in trials}
+    assert len(points) == 6 and all(t["state"] in ("finished", "pruned") for t in trials)
