@@ -17,6 +17,7 @@ log = logging.getLogger("dlx")
 
 ECHO_SECONDS = 1.0
 _last_sigint: float | None = None  # when the last SIGINT that counted arrived
+last_signal: int | None = None  # the last SIGINT or SIGTERM that stopped something: the exit code says it
 
 
 def is_echo(signal_number: int) -> bool:
@@ -32,8 +33,17 @@ def is_echo(signal_number: int) -> bool:
 
 
 def _interrupt_once(signal_number: int, frame: object) -> None:
+    global last_signal
     if not is_echo(signal_number):
+        last_signal = signal_number
         raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt as Ctrl-C does, so a command (a sweep) stops the same clean way;
+    ``last_signal`` tells which it was."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt_once)
 
 
 def interrupt_once_per_ctrl_c() -> None:
@@ -58,6 +68,8 @@ class GracefulStop:
     def _handle(self, signal_number: int, frame: object) -> None:
         if is_echo(signal_number):
             return
+        global last_signal
+        last_signal = signal_number
         if self.signal_number is not None and signal_number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_number = signal_number

@@ -222,9 +222,13 @@ def _print_resume(plan: SweepPlan, storage_url: str, folder: Path) -> None:
 
 
 def _launch_and_report(folder: Path, storage_url: str, plan: SweepPlan, jobs: int, launcher: str) -> None:
+    import signal
+
+    from dlx.engine import interrupts
     from dlx.sweep.launchers import launch
 
-    interrupted = False
+    interrupted, interrupts.last_signal = False, None
+    interrupts.interrupt_on_sigterm()  # preempted: stop the workers and report, as for Ctrl-C
     try:
         launch(folder, storage_url, plan, jobs, launcher)
     except KeyboardInterrupt:
@@ -234,7 +238,7 @@ def _launch_and_report(folder: Path, storage_url: str, plan: SweepPlan, jobs: in
         console.print(
             f"Interrupted. Continue with: dlx sweep --resume {folder}", markup=False, soft_wrap=True
         )
-        raise SystemExit(130)
+        raise SystemExit(128 + (interrupts.last_signal or signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
     if not any(row.state == "finished" for row in rows):
         raise SystemExit(1)
 

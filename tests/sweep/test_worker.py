@@ -210,3 +210,18 @@ def test_two_workers_sharing_one_database_split_the_trials_and_run_none_twice(po
         "machine-a",
         "machine-b",
     }
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_preempted_sweep_stops_its_trials_reports_and_exits_143(jobs):
+    """SIGTERM (a cluster's preemption) stops a sweep as Ctrl-C does: its workers' trials are queued again,
+    the table and the resume command are printed, and the exit code says SIGTERM."""
+    process = start_sweep(*FAST, "optimizer.lr=0.001,0.002", "trainer.max_epochs=500", "--jobs", jobs)
+    folder, _ = wait_for(sweep_trials_once(lambda states: RUNNING in states), process, "a trial started")
+    time.sleep(2)  # into training
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143, output
+    assert "Continue with: dlx sweep --resume" in output and "Traceback" not in output, output
+    trials = study_trials(sqlite_url(folder), folder.name)
+    assert not [t for t in trials if t.state == RUNNING], [t.state for t in trials]  # none left for dead
