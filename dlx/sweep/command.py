@@ -213,11 +213,14 @@ def _print_resume(plan: SweepPlan, storage_url: str, folder: Path) -> None:
 
     rows, _ = collect_rows(open_study(open_storage(storage_url), plan), plan)
     done = sum(r.state in ("finished", "pruned", "failed") for r in rows)
-    console.print(
-        f"[bold]Resuming sweep {plan.sweep_id}[/]: {done} of {len(rows)} trials done; the others run now "
-        "(a trial interrupted mid-run starts again once its heartbeat is stale).",
-        soft_wrap=True,
-    )
+    if done == len(rows):
+        status = f"all {done} trials are done (add some with `--trials N`)."
+    else:
+        status = (
+            f"{done} of {len(rows)} trials done; the others run now (a trial interrupted mid-run goes on "
+            "once its heartbeat is stale)."
+        )
+    console.print(f"[bold]Resuming sweep {plan.sweep_id}[/]: {status}", soft_wrap=True)
     console.print(f"Folder: {folder}", markup=False, soft_wrap=True)
 
 

@@ -88,7 +88,10 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, sweep_folder: Path) -> st
         trial.set_user_attr("wall_seconds", time.perf_counter() - started)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         requeue(study, next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
-        announce(f"trial-{slot:03d} interrupted: it goes on from its last checkpoint on --resume")
+        if (folder / "checkpoints" / "last.ckpt").exists():
+            announce(f"trial-{slot:03d} interrupted: it goes on from its last checkpoint on --resume")
+        else:
+            announce(f"trial-{slot:03d} interrupted before its first checkpoint: it starts again on --resume")
         raise
     except Exception as exception:
         error = " ".join(str(exception).split()) or type(exception).__name__

@@ -41,6 +41,9 @@ def test_a_three_value_grid_runs_three_trials_and_names_the_best():
     shown = sweep("show", str(folder))
     assert shown.exit_code == 0, shown.output
     assert all(f"trial-00{i}" in shown.output for i in range(3)) and command in shown.output
+    resumed = sweep("--resume", str(folder))  # nothing left to run: it says so, and reports
+    assert resumed.exit_code == 0 and "all 3 trials are done" in resumed.output, resumed.output
+    assert "Sweep folder:" in resumed.output and "(summary.json, best.yaml, sweep.png)" in resumed.output
 
 
 def test_a_trial_that_diverges_is_recorded_as_failed_and_the_sweep_goes_on():
