@@ -120,7 +120,9 @@ def train(
     ),
 )
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint written by dlx train, or a run folder (its best.ckpt)."
+    ),
     overrides: list[str] = CHECKPOINT_OVERRIDES,
     trust_checkpoint: bool = typer.Option(
         False, "--trust-checkpoint", help="Allow _target_ classes outside dlx named in the checkpoint."
@@ -146,9 +148,13 @@ def evaluate(
 )
 def export(
     export_format: str = typer.Argument(..., metavar="FORMAT", help="onnx, torchscript or pt2."),
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by dlx train."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint written by dlx train, or a run folder (its best.ckpt)."
+    ),
     overrides: list[str] = CHECKPOINT_OVERRIDES,
-    out: Path = typer.Option(None, "--out", help="The file to write (default: model.<format> beside CKPT)."),
+    out: Path = typer.Option(
+        None, "--out", help="The file to write (default: beside CKPT, named after it: best.onnx)."
+    ),
     opset: int = typer.Option(None, "--opset", help="ONNX opset to write (default 18)."),
     quantize: str = typer.Option(None, "--quantize", help="int8: dynamic quantization (onnx, torchscript)."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the comparison with the PyTorch model."),
@@ -187,7 +193,9 @@ def export(
     ),
 )
 def predict(
-    source: Path = typer.Argument(..., help="An ONNX file written by dlx export, or a checkpoint."),
+    source: Path = typer.Argument(
+        ..., help="An ONNX file written by dlx export, a checkpoint, or a run folder (its best.ckpt)."
+    ),
     inputs: list[str] = typer.Argument(
         None,
         help="Image files (texts, quoted, for a text classifier); for a checkpoint also Hydra overrides.",
@@ -218,7 +226,9 @@ def predict(
     ),
 )
 def generate(
-    checkpoint: Path = typer.Argument(..., help="A language-model checkpoint (task=language_modeling)."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A language-model checkpoint (task=language_modeling), or its run folder (best.ckpt)."
+    ),
     prompt: str = typer.Option("\n", "--prompt", help="The text to continue (default: a newline)."),
     max_new_tokens: int = typer.Option(500, "--max-new-tokens", help="How many tokens to sample."),
     temperature: float = typer.Option(0.8, "--temperature", help="Below 1: safer text; above 1: wilder."),

@@ -125,7 +125,7 @@ def restore_run(
         "new run with `dlx train`.",
     )
     refuse_model_changes(overrides or [])
-    path = checkpoint_file(path)  # a run folder: its last.ckpt
+    path = checkpoint_file(path)  # a run folder: its best.ckpt
     checkpoint = load_checkpoint(path)
     refuse_untrusted_targets(checkpoint, trust_checkpoint)
     trained = OmegaConf.create(checkpoint["config"])

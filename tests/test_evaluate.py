@@ -62,13 +62,19 @@ def test_a_checkpoint_of_another_model_is_explained(trained_run):
         load_model_state(torch.nn.Linear(64, 10), weights)
 
 
-def test_eval_of_a_run_folder_measures_its_last_checkpoint_and_writes_into_that_run():
+def test_eval_of_a_run_folder_measures_its_best_checkpoint_and_writes_into_that_run():
+    """The model the run's summary reports (after early stopping, last.ckpt is a worse one)."""
     train_run("trainer.max_epochs=1")
     folder = only_run_folder()
     evaluate_checkpoint(folder, [])
-    written = json.loads((folder / "eval" / "val-last" / "eval.json").read_text())
-    assert Path(written["checkpoint"]).name == "last.ckpt"
+    written = json.loads((folder / "eval" / "val" / "eval.json").read_text())  # best: the plain split name
+    assert Path(written["checkpoint"]).name == "best.ckpt"
     assert not (folder.parent / "eval").exists()
+
+    train_run("trainer.max_epochs=1", "trainer.save_top_k=0", "output_dir=kept_none")
+    folder = only_run_folder(Path("kept_none"))  # no best.ckpt kept: the last one
+    evaluate_checkpoint(folder, [])
+    assert (folder / "eval" / "val-last" / "eval.json").is_file()
 
 
 def test_eval_in_a_read_only_run_prints_the_metrics_then_says_they_were_not_saved(monkeypatch, capsys):

@@ -93,11 +93,13 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """``path``, or for a run folder (or its checkpoints/ folder) the last.ckpt in it."""
+    """``path``, or for a run folder (or its checkpoints/ folder) its best.ckpt, the model its summary
+    reports (last.ckpt when it kept none: `trainer.save_top_k=0`). `--resume` reads last.ckpt instead."""
     path = Path(path)
     if path.is_dir():
-        candidate = path / "checkpoints" / "last.ckpt"
-        return candidate if candidate.exists() else path / "last.ckpt"
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        best = folder / "best.ckpt"
+        return best if best.exists() else folder / "last.ckpt"
     return path
 
 

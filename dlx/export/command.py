@@ -91,7 +91,7 @@ def export_checkpoint(
     check_options(export_format, opset, quantize)
     opset = DEFAULT_OPSET if opset is None else opset
     int8 = quantize == "int8"
-    checkpoint = checkpoint_file(checkpoint)  # a run folder: its last.ckpt
+    checkpoint = checkpoint_file(checkpoint)  # a run folder: its best.ckpt
     path = output_path(None if out is None else Path(out), checkpoint, export_format, int8)
     run = restore_run(checkpoint, overrides or [], trust_checkpoint)
     signature = describe_run(run)

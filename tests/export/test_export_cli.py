@@ -143,9 +143,9 @@ def test_each_checkpoint_exports_to_its_own_file_and_a_failed_check_replaces_non
     ]
 
 
-def test_a_run_folder_means_its_last_checkpoint(checkpoint_of):
+def test_a_run_folder_means_its_best_checkpoint(checkpoint_of):
     run_folder = checkpoint_of("mlp").parent.parent
     result = invoke("export", "torchscript", str(run_folder), "--no-check")
     assert result.exit_code == 0, result.output
-    assert (run_folder / "checkpoints" / "last.torchscript.pt").is_file()
-    (run_folder / "checkpoints" / "last.torchscript.pt").unlink()
+    assert (run_folder / "checkpoints" / "best.torchscript.pt").is_file()
+    (run_folder / "checkpoints" / "best.torchscript.pt").unlink()
