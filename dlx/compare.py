@@ -229,6 +229,8 @@ def print_comparison(runs: list[Run], total: int) -> None:
     ]
     labels = run_labels(runs)
     title = f"dlx compare: {total} run{'s' if total != 1 else ''}"
+    if len(runs) < total:  # --limit
+        title = f"dlx compare: {len(runs)} of {total} runs"
     key_width = min(max(len(name) for name, _ in fields), MAX_KEY_WIDTH)
     cell_width = min(max(len(text) for text in [*labels, *(v for _, values in fields for v in values)]), 24)
     per_table = max(1, (console.width - key_width - 4) // (cell_width + 3))

@@ -31,10 +31,9 @@ def predict(
     """Predict with ``source`` (a .onnx file or a checkpoint) on the images among ``arguments`` (texts for a
     text classifier's checkpoint); for a checkpoint, the other arguments are overrides, and without
     inputs it predicts on ``data.split``."""
-    if top_k < 1 or limit < 1:
-        raise DlxError(
-            f"--top-k and --limit must be at least 1, got {top_k} and {limit}. Type e.g. `--top-k 3`."
-        )
+    for option, value, example in (("--top-k", top_k, 3), ("--limit", limit, 16)):
+        if value < 1:
+            raise DlxError(f"{option} must be at least 1, got {value}. Type e.g. `{option} {example}`.")
     from dlx.export.command import RUNTIMES, SUFFIXES
 
     for export_format in ("torchscript", "pt2"):  # what dlx export writes besides ONNX

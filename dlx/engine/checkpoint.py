@@ -165,6 +165,8 @@ def _umask() -> int:
 
 def _other_checkpoints(path: Path) -> str:
     """What to use instead of the unreadable checkpoint ``path``."""
+    if path.parent.name != "checkpoints":  # not a run's: the .ckpt files beside it are anyone's
+        return "Give a checkpoint that dlx train wrote (outputs/<experiment>/<run>/checkpoints/best.ckpt)."
     others = sorted(p for p in path.parent.glob("*.ckpt") if p.name != path.name)
     if not others:
         return "No other checkpoint is beside it: train the run again."

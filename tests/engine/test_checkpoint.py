@@ -208,12 +208,22 @@ def test_a_failed_first_checkpoint_does_not_promise_one_to_resume_from(tmp_path,
 
 
 def test_an_unreadable_checkpoint_names_the_others_beside_it(tmp_path):
-    save_checkpoint_atomically(_state(1.0), tmp_path / "best.ckpt")
-    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 torn")
+    folder = tmp_path / "run" / "checkpoints"
+    save_checkpoint_atomically(_state(1.0), folder / "best.ckpt")
+    (folder / "last.ckpt").write_bytes(b"PK\x03\x04 torn")
     with pytest.raises(
         DlxError, match=r"Use another checkpoint of the run: best.ckpt in .*--resume .*best.ckpt"
     ):
-        load_checkpoint(tmp_path / "last.ckpt")
+        load_checkpoint(folder / "last.ckpt")
+
+
+def test_an_unreadable_file_outside_a_run_does_not_recommend_its_neighbours(tmp_path):
+    """Beside a loose file in ~/Downloads, other .ckpt files are anyone's, not this run's."""
+    (tmp_path / "e.ckpt").write_bytes(b"other")
+    (tmp_path / "bad.ckpt").write_bytes(b"garbage")
+    with pytest.raises(DlxError) as refused:
+        load_checkpoint(tmp_path / "bad.ckpt")
+    assert "e.ckpt" not in str(refused.value) and "checkpoints/best.ckpt" in str(refused.value)
 
 
 def test_checkpoints_are_as_readable_as_the_runs_other_files(tmp_path):
