@@ -29,6 +29,15 @@ CORPUS = [
     (["train", "+model.dropuot=0.1"], "Did you mean 'dropout'"),
     (["train", "+optimizer.momentun=0.9"], "Unknown key 'optimizer.momentun'"),
     (["train", "+foo=1"], "Unknown top-level key 'foo'"),
+    # a key without its section, or in the wrong one: the closest key anywhere in the config
+    (["train", "max_epochs=3"], "Did you mean 'trainer.max_epochs'? Type `trainer.max_epochs=3`"),
+    (["train", "epochs=3"], "Did you mean 'trainer.max_epochs'"),
+    (["train", "lr=0.1"], "Did you mean 'optimizer.lr'? Type `optimizer.lr=0.1`"),
+    (["train", "trainer.lr=0.1"], "Did you mean 'optimizer.lr'"),
+    (["train", "+trainer.lr=0.1"], "Unknown key 'trainer.lr'. Did you mean 'optimizer.lr'"),
+    (["train", "+max_epochs=3"], "Unknown top-level key 'max_epochs'. Did you mean 'trainer.max_epochs'"),
+    (["train", "mnist_cnn"], "'mnist_cnn' is not an override but a recipe name: type `recipe=mnist_cnn`"),
+    (["config", "cnn"], "type `model=cnn`"),
     # wrong types
     (["train", "optimizer.lr=abc"], "expected float"),
     (["train", "trainer.max_epochs=2.5"], "expected int"),
@@ -39,7 +48,7 @@ CORPUS = [
     (["train", "trainer.max_steps=abc"], "Type e.g. `trainer.max_steps=10` or `trainer.max_steps=null`."),
     # malformed overrides
     (["train", "model.hidden_sizes=[1,"], "Cannot parse an override"),
-    (["train", "optimizer.lr"], "missing EQUAL"),
+    (["train", "optimizer.lr"], "'optimizer.lr' is not an override. Overrides look like `key=value`"),
     (["train", "=3"], "Cannot parse an override"),
     (["train", "a=b=c"], "Cannot parse an override"),
     (["train", "optimizer.lr=1e-3,1e-2"], "type `dlx sweep optimizer.lr=1e-3,1e-2`"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +58,9 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
 
     _register_recipes(overrides, extra_dirs)
     given = list(overrides)
+    for text in given:
+        if "=" not in text and not text.startswith("~"):
+            raise DlxError(_explain_bare_word(text, extra_dirs))
     # `model._target_=pkg.Net` should work like any other override although no config file has the key.
     overrides = [re.sub(r"^([A-Za-z_][\w.]*\._target_=)", r"++\1", o) for o in overrides]
     # `+model.dropout=0.2` adds a setting; when the option's file already has it, set it instead of failing.
@@ -80,13 +84,32 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
 
 
 def closest_key(cfg: DictConfig, key: str) -> str | None:
-    """The key of ``cfg`` that a misspelled ``key`` ('trainer.max_epoch') was meant to be, if one is close."""
+    """The key of ``cfg`` that a misspelled ``key`` was meant to be, if one is close: in its own section
+    ('trainer.max_epoch'), else anywhere ('max_epochs' and 'epochs': 'trainer.max_epochs'; 'trainer.lr':
+    'optimizer.lr')."""
     parent, _, leaf = key.rpartition(".")
     section = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-    if not isinstance(section, DictConfig):
-        return None
-    nearest = difflib.get_close_matches(leaf, [str(k) for k in section], n=1, cutoff=0.6)
-    return (f"{parent}.{nearest[0]}" if parent else nearest[0]) if nearest else None
+    if isinstance(section, DictConfig):
+        keys = [str(k) for k in section if str(k) != leaf]  # the unknown key itself may be in cfg
+        nearest = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.6)
+        if nearest:
+            return f"{parent}.{nearest[0]}" if parent else nearest[0]
+    by_name: dict[str, str] = {}
+    for dotted in _dotted_keys(OmegaConf.to_container(cfg, resolve=False)):
+        if dotted != key and not dotted.startswith(key + "."):
+            by_name.setdefault(dotted.rpartition(".")[2], dotted)  # the first section (model, data...) wins
+    nearest = difflib.get_close_matches(leaf, list(by_name), n=1, cutoff=0.6)
+    return by_name[nearest[0]] if nearest else None
+
+
+def _dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every leaf key of a nested config as `section.key` (a list is a leaf)."""
+    if not isinstance(node, dict) or not node:
+        return [prefix] if prefix else []
+    keys: list[str] = []
+    for name, child in node.items():
+        keys += _dotted_keys(child, f"{prefix}.{name}" if prefix else str(name))
+    return keys
 
 
 def _explain_unknown_key(key: str, overrides: list[str], extra_dirs: list[Path]) -> str | None:
@@ -126,6 +149,21 @@ def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
     )
 
 
+def _explain_bare_word(word: str, extra_dirs: list[Path]) -> str:
+    """`dlx train mnist_cnn`: a recipe or an option named without its group."""
+    for group in ["recipe", *_group_names()]:
+        if (
+            group != "recipe"
+            and word in group_options(group, extra_dirs)
+            or word in (list_recipes(extra_dirs) if group == "recipe" else [])
+        ):
+            return f"'{word}' is not an override but a {group} name: type `{group}={word}`."
+    return (
+        f"'{word}' is not an override. Overrides look like `key=value` (`trainer.max_epochs=3`), "
+        "`group=option` (`model=cnn`, `recipe=mnist_cnn`), `+new.key=value` or `~key`."
+    )
+
+
 def _group_names() -> list[str]:
     return sorted(p.name for p in configs_dir().iterdir() if p.is_dir()) + ["recipe"]
 
@@ -149,7 +187,13 @@ def _explain_hydra_error(error: Exception) -> str:
             f"`{override}` gives several values. To try each in its own run, type `dlx sweep {override}`; "
             f"for a list value, `{key}=[{values}]`; for a text with commas, `{key}='{values}'`."
         )
-    if "Could not override" in message or "Key '" in message and "is not in struct" in message:
+    if unknown := re.search(r"Could not override '([^']+)'", message):
+        return (
+            f"Unknown key '{unknown[1]}'. To add a key the config lacks (an argument of your own class), "
+            f"prefix it with `+` (`+{unknown[1]}=...`); to change an existing one, check its spelling with "
+            "`dlx config`."
+        )
+    if "Key '" in message and "is not in struct" in message:
         return (
             f"{message} To add a key that is not in the config, prefix it with `+` (`+model.dropout=0.2`); "
             "to change an existing one, check its spelling with `dlx config`."

@@ -65,7 +65,7 @@ def _validate(cfg: DictConfig) -> DictConfig:
     for key in cfg:
         if key not in TOP_LEVEL_KEYS:
             raise DlxError(
-                f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                f"Unknown top-level key '{key}'.{_meant(cfg, key, did_you_mean(key, TOP_LEVEL_KEYS))} "
                 f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}. Remove it with `~{key}`."
             )
     for key in TOP_LEVEL_KEYS:
@@ -221,7 +221,8 @@ def _check_against_signature(
                 continue
             valid = [p for p in signature.required if p not in ignored]
             raise DlxError(
-                f"Unknown key '{group}.{key}'.{did_you_mean(key, valid)} Valid keys for this {group}: "
+                f"Unknown key '{group}.{key}'.{_meant(section, f'{group}.{key}', did_you_mean(key, valid))} "
+                f"Valid keys for this {group}: "
                 f"{', '.join(valid)}. Remove it with `~{group}.{key}`."
             )
         if OmegaConf.is_missing(section, key):
@@ -250,14 +251,24 @@ def _fill_missing_defaults(section: DictConfig, schema: type) -> None:
                 section[item.name] = item.default
 
 
+def _meant(node: DictConfig, key: str, nearby: str) -> str:
+    """``nearby`` (a did-you-mean among the key's neighbours), else the closest key anywhere in the config:
+    `+trainer.lr=0.1` meant `optimizer.lr`."""
+    if nearby:
+        return nearby
+    from dlx.config.compose import closest_key
+
+    meant = closest_key(node._get_root(), key)
+    return f" Did you mean '{meant}'?" if meant else ""
+
+
 def _check_dataclass(prefix: str, section: DictConfig, schema: type) -> None:
     fields = {f.name: f for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
     for key in section:
         if key not in fields:
-            raise DlxError(
-                f"Unknown key '{prefix}.{key}'.{did_you_mean(key, fields)} Valid keys: {', '.join(fields)}."
-            )
+            meant = _meant(section, f"{prefix}.{key}", did_you_mean(key, fields))
+            raise DlxError(f"Unknown key '{prefix}.{key}'.{meant} Valid keys: {', '.join(fields)}.")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             _check_dataclass(f"{prefix}.{key}", section[key], hint)

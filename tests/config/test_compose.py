@@ -55,10 +55,10 @@ def test_override_grammar():
     [
         (["trainer.max_epoch=3"], r"Did you mean 'trainer.max_epochs'\? Type `trainer.max_epochs=3`.$"),
         (["optimizer.lrr=0.1"], r"Did you mean 'optimizer.lr'\?.* goes in with `\+optimizer.lrr=0.1`"),
-        (["model.widht=3"], r"Could not override 'model.widht'.*prefix it with `\+`"),
+        (["model.widht=3"], r"Unknown key 'model.widht'. .*prefix it with `\+` \(`\+model.widht=...`\)"),
         (["model=cnnn"], "Did you mean 'cnn'"),
         (["recipe=mnist"], "Available:"),
-        (["groupp=x"], "Could not override 'groupp'"),
+        (["groupp=x"], "Unknown key 'groupp'"),
         (["model.channels=[16,"], "Cannot parse an override"),
     ],
 )
