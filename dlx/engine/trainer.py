@@ -325,8 +325,9 @@ class Trainer:
         metrics = {f"val/{key}": value for key, value in measured.items()}
         check_monitor(self.monitor, self.mode, dict.fromkeys(metrics))
         score = metrics[self.monitor]
-        self.logger.log(metrics, step=state.global_step, epoch=state.epoch)
-        progress.show_validation(state.epoch - (state.batch_in_epoch == 0), state.global_step, metrics)
+        epoch = max(0, state.epoch - (state.batch_in_epoch == 0))  # the epoch it closes, as its train lines
+        self.logger.log(metrics, step=state.global_step, epoch=epoch)
+        progress.show_validation(epoch, state.global_step, metrics)
         if not math.isfinite(score) and cfg.early_stopping.stop_on_nonfinite:
             state.stop_reason = "diverged"
             raise TrainingDiverged(

@@ -142,15 +142,19 @@ def _validations_until(folder: Path, step: int, monitor: str) -> list[dict[str, 
 
 
 def _epochs_trained(folder: Path) -> int | None:
-    """Epochs completed at the last validation, from the run's metrics.jsonl."""
+    """Epochs the run completed (its summary.json), else the epochs its last validation reached (from
+    metrics.jsonl, whose "epoch" counts from 0)."""
+    summary = folder / "summary.json"
+    if summary.exists():
+        return json.loads(summary.read_text(encoding="utf-8")).get("epochs")
     path = folder / "metrics.jsonl"
     if not path.exists():
         return None
     epochs = None
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line) if line.strip() else {}
-        if any(key.startswith("val/") for key in record):
-            epochs = record.get("epoch", epochs)
+        if any(key.startswith("val/") for key in record) and "epoch" in record:
+            epochs = record["epoch"] + 1
     return epochs
 
 

@@ -28,7 +28,9 @@ def test_default_run_writes_the_whole_run_folder():
     ]:
         assert (folder / name).is_file(), name
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if "val/acc" in r] == [1, 2, 3]
+    # "epoch" counts from 0, and a validation carries the epoch it closes, as that epoch's training lines do
+    assert [r["epoch"] for r in records if "val/acc" in r] == [0, 1, 2]
+    assert sorted({r["epoch"] for r in records if "train/loss" in r}) == [0, 1, 2]
     assert any("train/loss" in r and "lr" in r and "grad_norm" in r for r in records)
     assert summary["best_metrics"]["val/acc"] > 0.85
     assert "Run folder" in (folder / "train.log").read_text()
@@ -371,7 +373,7 @@ def test_a_run_bounded_only_by_max_time():
 
 def test_the_last_epoch_is_validated_even_off_the_validation_interval():
     summary = train_run("trainer.max_epochs=3", "trainer.val_every_n_epochs=2")
-    assert [r["epoch"] for r in _records(only_run_folder()) if "val/loss" in r] == [2, 3]
+    assert [r["epoch"] for r in _records(only_run_folder()) if "val/loss" in r] == [1, 2]  # counted from 0
     assert summary["last_metrics"]
 
 
