@@ -42,3 +42,40 @@ def check_schedule_unchanged(
         f"({context.max_epochs} epochs) would break it. Resume without changing trainer.max_epochs / "
         "trainer.max_steps, or start a new run for a longer schedule."
     )
+
+
+def _planned(optimization: Optimization, interval: str) -> bool:
+    """Whether a scheduler stepped every ``interval`` plans its values over the run's length."""
+    from torch.optim.lr_scheduler import ConstantLR
+
+    return any(
+        s.scheduler is not None and s.interval == interval and not isinstance(s.scheduler, ConstantLR)
+        for s in optimization.setups
+    )
+
+
+def schedule_never_steps(context: ScheduleContext, optimization: Optimization) -> str | None:
+    """A warning when a scheduler stepped per epoch sits in a run shorter than one epoch."""
+    if (
+        context.total_steps
+        and context.total_steps < context.steps_per_epoch
+        and _planned(optimization, "epoch")
+    ):
+        return (
+            f"The learning-rate schedule steps once per epoch, but the run ends after {context.total_steps} "
+            f"steps, before its first epoch ({context.steps_per_epoch} steps) ends: the lr will not change. "
+            "Step it per optimizer step with `scheduler.interval=step`, or train whole epochs."
+        )
+    return None
+
+
+def schedule_cut_short(context: ScheduleContext, optimization: Optimization, steps: int) -> str | None:
+    """A warning when trainer.max_time ended a run long before the steps its schedule was planned over."""
+    if _planned(optimization, "step") and context.total_steps and steps < 0.9 * context.total_steps:
+        return (
+            f"trainer.max_time ended the run at step {steps} of the {context.total_steps} its learning-rate "
+            f"schedule was planned over, so the lr decayed only part of the way (now "
+            f"{optimization.learning_rate():.3g}). For a full schedule in that time, set `trainer.max_steps` "
+            f"(or `trainer.max_epochs`) to what fits: about {steps} steps here."
+        )
+    return None

@@ -42,7 +42,12 @@ from dlx.engine.monitor import check_monitor, is_improvement
 from dlx.engine.optimization import Optimization, OptimizerSetup
 from dlx.engine.precision import Precision, resolve_device
 from dlx.engine.progress import ProgressDisplay
-from dlx.engine.run_length import check_schedule_unchanged, schedule_context
+from dlx.engine.run_length import (
+    check_schedule_unchanged,
+    schedule_context,
+    schedule_cut_short,
+    schedule_never_steps,
+)
 from dlx.errors import DlxError, TrainingDiverged
 from dlx.loggers.run_logger import RunLogger
 from dlx.optim.schedulers import ScheduleContext
@@ -147,6 +152,8 @@ class Trainer:
         )
         if task_parameters:
             self.optimization.averaged_by_hand = {id(p) for p in task_parameters}
+        if (warning := schedule_never_steps(self.context, self.optimization)) and self.processes.is_main:
+            log.warning(warning)
             self.optimization.average_gradients = self.processes.average_gradients
         self.state = TrainState()
         self.early_stopping = EarlyStopping(
@@ -270,6 +277,9 @@ class Trainer:
                 state.stop_reason = reason
                 if reason == "max_time":
                     self._save_last(task)  # time ran out after the last checkpoint: a resume must know
+            if state.stop_reason == "max_time" and self.processes.is_main:
+                if warning := schedule_cut_short(self.context, optimization, state.global_step):
+                    log.warning(warning)
         finally:
             self.interrupt.uninstall()
             progress.close()

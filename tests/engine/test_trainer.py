@@ -440,3 +440,14 @@ def test_resume_refuses_a_checkpoint_outside_a_runs_checkpoints_folder(tmp_path)
     with pytest.raises(DlxError, match="--resume takes a run folder .* is in neither"):
         train([], resume=loose)
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_schedule_that_cannot_run_its_course_is_warned_about(caplog):
+    train_run("trainer.max_epochs=1000", "trainer.max_time=0.5", "output_dir=timed")  # cosine over 20k steps
+    assert "trainer.max_time ended the run at step" in caplog.text and "about" in caplog.text
+    caplog.clear()
+    train_run("scheduler=step", "trainer.max_steps=3", "trainer.max_epochs=null", "output_dir=short")
+    assert "steps once per epoch, but the run ends after 3 steps" in caplog.text
+    caplog.clear()
+    train_run("trainer.max_epochs=1", "output_dir=whole")  # a schedule that runs its course: no word
+    assert "learning-rate schedule" not in caplog.text
