@@ -152,9 +152,9 @@ class Trainer:
         )
         if task_parameters:
             self.optimization.averaged_by_hand = {id(p) for p in task_parameters}
+            self.optimization.average_gradients = self.processes.average_gradients
         if (warning := schedule_never_steps(self.context, self.optimization)) and self.processes.is_main:
             log.warning(warning)
-            self.optimization.average_gradients = self.processes.average_gradients
         self.state = TrainState()
         self.early_stopping = EarlyStopping(
             self.mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta
