@@ -143,9 +143,14 @@ def _explain_missing_option(error: Exception, extra_dirs: list[Path]) -> str:
             f"There is no config group '{group}'.{did_you_mean(group, _group_names())} Groups: "
             f"{', '.join(_group_names())}. Set a single value with `{group}.key=value` instead."
         )
+    listed = (
+        " (list them with `dlx ls`)"
+        if group in ("model", "data", "task", "optimizer", "scheduler", "recipe")
+        else ""
+    )
     return (
         f"Unknown {group} '{option}'.{did_you_mean(option, options)} Available: {', '.join(options)}. "
-        f"Type `{group}=<name>` with one of these (list them with `dlx ls`)."
+        f"Type `{group}=<name>` with one of these{listed}."
     )
 
 

@@ -38,7 +38,8 @@ class TextClassificationData(DataModule):
     A split without a labelled file of its own is held out of the training file by its fraction
     (``val_fraction``, ``test_fraction``, drawn with ``split_seed``); a fraction of 0 means no such split.
     ``tokenizer``: ``word`` (a vocabulary built from the train split, saved in checkpoints) or a Hugging
-    Face tokenizer name or local folder. Labels: integers (kept as class ids) or class names (sorted).
+    Face tokenizer name or local folder. Labels: integers (kept as class ids, named by ``label_names``) or
+    class names (sorted).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class TextClassificationData(DataModule):
         root: str | None = None,
         text_column: str = "sentence",
         label_column: str = "label",
+        label_names: list[str] | None = None,
         encoding: str = "utf-8",
         tokenizer: str = "word",
         max_length: int = 128,
@@ -78,6 +80,7 @@ class TextClassificationData(DataModule):
         self.files = {"train": train, "val": val, "test": test}
         self.root = root
         self.text_column, self.label_column, self.encoding = text_column, label_column, encoding
+        self.label_names = list(label_names) if label_names is not None else None
         self.tokenizer_name, self.max_length, self.lowercase = tokenizer, max_length, lowercase
         self.min_freq, self.max_size = min_freq, max_size
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -225,7 +228,19 @@ class TextClassificationData(DataModule):
                     "must be 0 or more. Renumber them, or write them as class names."
                 )
             self.class_names = [str(value) for value in range(values[-1] + 1)]
+            if self.label_names is not None:
+                if len(self.label_names) < len(self.class_names):
+                    raise DlxError(
+                        f"data.label_names names {len(self.label_names)} classes, but the labels in "
+                        f"{train.source} go up to {values[-1]}. Give one name per class id 0..{values[-1]}."
+                    )
+                self.class_names = list(self.label_names)
         else:
+            if self.label_names is not None:
+                raise DlxError(
+                    f"data.label_names names integer class ids, but the labels in {train.source} are names "
+                    f"already ({', '.join(distinct[:3])}). Drop it (`data.label_names=null`)."
+                )
             self.class_names = distinct
 
     def label_ids(self, source: LabelledTexts) -> list[int]:

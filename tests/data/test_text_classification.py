@@ -181,6 +181,21 @@ def test_sst2_config_composes(sst2):
     cfg = compose_config(["data=sst2", f"data.root={sst2}"])
     data = build_data(cfg)
     assert cfg.data.name == "sst2" and cfg.data.input_shape == [64] and len(data.splits["val"][0]) == 30
+    assert list(cfg.data.class_names) == ["negative", "positive"]  # SST-2's class ids 0 and 1, named
+
+
+def test_label_names_name_integer_class_ids_and_must_fit_them(sst2, tmp_path):
+    data = TextClassificationData(root=str(sst2), label_names=["neg", "pos"], test_fraction=0.0).setup()
+    assert data.metadata().class_names == ["neg", "pos"] and data.splits["train"][1].max() == 1
+    with pytest.raises(DlxError, match="names 1 classes, but the labels .* go up to 1"):
+        TextClassificationData(root=str(sst2), label_names=["neg"], test_fraction=0.0).setup()
+    named = tmp_path / "named.csv"
+    rows = "".join(f"a great film {i},good\na dull film {i},bad\n" for i in range(4))
+    named.write_text("sentence,label\n" + rows, encoding="utf-8")
+    with pytest.raises(DlxError, match="are names already"):
+        TextClassificationData(
+            train=str(named), label_names=["a", "b"], val_fraction=0.5, test_fraction=0.0
+        ).setup()
 
 
 def test_hugging_face_tokenizer_pads_with_its_own_pad_id(tmp_path, sst2):
