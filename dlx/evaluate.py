@@ -25,7 +25,7 @@ def evaluate_checkpoint(path: Path, overrides: list[str], trust_checkpoint: bool
         f"{split}/{k}": v for k, v in evaluate(task, run.data.loader(split), device, precision).items()
     }
 
-    checkpoint = run.checkpoint_path  # a run folder: its last.ckpt
+    checkpoint = run.checkpoint_path  # a run folder: its best.ckpt
     samples = len(run.data.splits[split][0])
     print_metrics(f"dlx eval: {checkpoint.name} on {split} ({samples} samples)", metrics)
     folder = run.run_folder / "eval" / (split if checkpoint.stem == "best" else f"{split}-{checkpoint.stem}")

@@ -36,6 +36,8 @@ CORPUS = [
     (["train", "trainer.lr=0.1"], "Did you mean 'optimizer.lr'"),
     (["train", "+trainer.lr=0.1"], "Unknown key 'trainer.lr'. Did you mean 'optimizer.lr'"),
     (["train", "+max_epochs=3"], "Unknown top-level key 'max_epochs'. Did you mean 'trainer.max_epochs'"),
+    (["train", "trainer.patience=3"], "Did you mean 'trainer.early_stopping.patience'"),
+    (["train", "model.num_layers=3"], "prefix it with `+` (`+model.num_layers=...`)"),  # not data.num_classes
     (["train", "mnist_cnn"], "'mnist_cnn' is not an override but a recipe name: type `recipe=mnist_cnn`"),
     (["config", "cnn"], "type `model=cnn`"),
     # wrong types

@@ -85,8 +85,8 @@ def _compose_with_hydra(overrides: list[str], extra_dirs: list[Path]) -> DictCon
 
 def closest_key(cfg: DictConfig, key: str) -> str | None:
     """The key of ``cfg`` that a misspelled ``key`` was meant to be, if one is close: in its own section
-    ('trainer.max_epoch'), else anywhere ('max_epochs' and 'epochs': 'trainer.max_epochs'; 'trainer.lr':
-    'optimizer.lr')."""
+    ('trainer.max_epoch'), else one of the same name in another ('trainer.lr': 'optimizer.lr'), or for a
+    key typed without a section, a close one anywhere ('epochs': 'trainer.max_epochs')."""
     parent, _, leaf = key.rpartition(".")
     section = OmegaConf.select(cfg, parent, default=None) if parent else cfg
     if isinstance(section, DictConfig):
@@ -98,6 +98,10 @@ def closest_key(cfg: DictConfig, key: str) -> str | None:
     for dotted in _dotted_keys(OmegaConf.to_container(cfg, resolve=False)):
         if dotted != key and not dotted.startswith(key + "."):
             by_name.setdefault(dotted.rpartition(".")[2], dotted)  # the first section (model, data...) wins
+    if leaf in by_name:
+        return by_name[leaf]
+    if parent:  # `model.num_layers` is not `data.num_classes`: another section only by the very same name
+        return None
     nearest = difflib.get_close_matches(leaf, list(by_name), n=1, cutoff=0.6)
     return by_name[nearest[0]] if nearest else None
 
@@ -193,10 +197,14 @@ def _explain_hydra_error(error: Exception) -> str:
             f"for a list value, `{key}=[{values}]`; for a text with commas, `{key}='{values}'`."
         )
     if unknown := re.search(r"Could not override '([^']+)'", message):
+        from dlx.config.validate import COMPONENT_GROUPS
+
+        key = unknown[1]
+        if key.split(".")[0] not in COMPONENT_GROUPS:  # trainer, logger and the top level take no new keys
+            return f"Unknown key '{key}'. Check its spelling against `dlx config`, which shows every key."
         return (
-            f"Unknown key '{unknown[1]}'. To add a key the config lacks (an argument of your own class), "
-            f"prefix it with `+` (`+{unknown[1]}=...`); to change an existing one, check its spelling with "
-            "`dlx config`."
+            f"Unknown key '{key}'. To add a key the config lacks (an argument of your own class), prefix it "
+            f"with `+` (`+{key}=...`); to change an existing one, check its spelling with `dlx config`."
         )
     if "Key '" in message and "is not in struct" in message:
         return (

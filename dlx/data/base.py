@@ -39,16 +39,32 @@ class DataMetadata:
     def to_plain(self) -> dict[str, Any] | None:
         """These fields as plain data (what a ``weights_only`` checkpoint may hold), so that a trained run
         can describe its inputs without its data files; None when ``extra`` holds values that are not."""
+        values = asdict(self)
         try:
-            return json.loads(json.dumps(asdict(self)))
+            plain = json.loads(json.dumps(values))
         except (TypeError, ValueError):
             return None
+        # JSON turns tuples into lists (the same to a reader) but also int keys into strings (not the same).
+        return plain if _same(values, plain) else None
 
     @classmethod
     def from_plain(cls, values: dict[str, Any]) -> DataMetadata:
         """What ``to_plain`` wrote; fields this version does not know (from a newer dlx) are left out."""
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def _same(value: Any, plain: Any) -> bool:
+    """Whether ``plain`` (``value`` through JSON) reads as ``value``: tuples may have become lists."""
+    if isinstance(value, dict):
+        return (
+            isinstance(plain, dict)
+            and list(value) == list(plain)
+            and all(_same(v, plain[k]) for k, v in value.items())
+        )
+    if isinstance(value, (list, tuple)):
+        return isinstance(plain, list) and len(value) == len(plain) and all(map(_same, value, plain))
+    return value == plain or value != value and plain != plain  # NaN stays NaN
 
 
 def batch_seed(seed: int, epoch: int, batch_index: int = 0, process_rank: int = 0) -> int:

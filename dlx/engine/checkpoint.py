@@ -117,7 +117,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise DlxError(
             f"Checkpoint '{path}' does not exist. Pass a file such as "
-            "outputs/<experiment>/<run>/checkpoints/best.ckpt (or a run folder to use its last.ckpt)."
+            "outputs/<experiment>/<run>/checkpoints/best.ckpt (or a run folder to use its best.ckpt)."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

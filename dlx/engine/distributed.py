@@ -104,27 +104,32 @@ class Processes:
         return [tensor for tensor in held if isinstance(tensor, torch.nn.Parameter) and tensor.requires_grad]
 
     def average_gradients(self, parameters: list[torch.Tensor]) -> None:
-        """Average these parameters' gradients over the processes, as DDP does for the model's. A gradient
-        that some process lacks counts as zeros there; one that every process lacks stays None."""
+        """Average these parameters' gradients over the processes, as DDP does for the model's, in one
+        all-reduce. A gradient that some process lacks counts as zeros there; one that every process
+        lacks stays None (reading which costs one wait on the device)."""
         import torch.distributed as dist
 
-        present = torch.tensor(
-            [p.grad is not None for p in parameters], dtype=torch.float32, device=self.device
+        flat = torch.cat(
+            [
+                *(
+                    (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+                    for p in parameters
+                ),
+                torch.tensor(
+                    [p.grad is not None for p in parameters], dtype=torch.float32, device=self.device
+                ),
+            ]
         )
-        dist.all_reduce(present, op=dist.ReduceOp.MAX)
-        parameters = [p for p, anywhere in zip(parameters, present.tolist(), strict=True) if anywhere]
-        if not parameters:
-            return
-        for p in parameters:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in parameters])
         dist.all_reduce(flat)
-        flat /= self.world_size
+        present = flat[-len(parameters) :].tolist()
         offset = 0
-        for p in parameters:
-            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        for p, anywhere in zip(parameters, present, strict=True):
+            averaged = flat[offset : offset + p.numel()].view_as(p) / self.world_size
             offset += p.numel()
+            if p.grad is not None:
+                p.grad.copy_(averaged)
+            elif anywhere:
+                p.grad = averaged.to(p.dtype)
 
     def sync_gradients(self, now: bool) -> None:
         """Whether this batch's backward averages gradients over the processes: only the last batch of an

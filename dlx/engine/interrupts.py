@@ -74,7 +74,8 @@ class GracefulStop:
             raise KeyboardInterrupt
         self.signal_number = signal_number
         log.warning(
-            "%s received: saving a checkpoint after this step (Ctrl-C again to stop at once).",
+            "%s received: saving a checkpoint after this step (Ctrl-C again, a second later, to stop at "
+            "once).",
             signal.Signals(signal_number).name,
         )
 

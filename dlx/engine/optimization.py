@@ -7,6 +7,7 @@ passes the optimizer's index.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,14 @@ class Optimization:
         self.grad_norm: torch.Tensor | None = None
         self.last_graph: torch.Tensor | None = None  # see backward
         self.autocast = precision.autocast  # the context a task's forward pass runs in
-        # Several processes: parameters no DDP wrapper averages (a task's own modules), and the averaging.
-        self.averaged_by_hand: set[int] = set()  # their id()s
-        self.average_gradients: Any = None
+        self._by_hand: tuple[set[int], Callable[[list[torch.Tensor]], None]] | None = None  # see below
+
+    def average_by_hand(
+        self, parameters: list[torch.Tensor], average: Callable[[list[torch.Tensor]], None]
+    ) -> None:
+        """Several processes: ``average`` these parameters' gradients (modules a task holds beside its
+        DDP-wrapped model) before the step of the optimizer that holds them."""
+        self._by_hand = ({id(p) for p in parameters}, average)
 
     def begin_batch(self, window: int, at_boundary: bool, measure_grad_norm: bool) -> None:
         """Called by the trainer: the accumulation window's size (smaller at an epoch's end), whether
@@ -84,10 +90,10 @@ class Optimization:
             return False
         setup = self.setups[index]
         optimizer, scaler = setup.optimizer, self.precision.scaler
-        if self.averaged_by_hand:
-            by_hand = self.averaged_by_hand
-            if params := [p for group in optimizer.param_groups for p in group["params"] if id(p) in by_hand]:
-                self.average_gradients(params)
+        if self._by_hand is not None:
+            ids, average = self._by_hand
+            if params := [p for group in optimizer.param_groups for p in group["params"] if id(p) in ids]:
+                average(params)
         if scaler is not None:
             scaler.unscale_(optimizer)  # clipping must see true gradient sizes
         if self.clip_value is not None or self.measure_grad_norm:

@@ -6,10 +6,14 @@ import math
 from typing import Any
 
 from omegaconf import DictConfig
+from torch.optim.lr_scheduler import ConstantLR, ExponentialLR, ReduceLROnPlateau
 
 from dlx.engine.optimization import Optimization
 from dlx.errors import DlxError
 from dlx.optim.schedulers import ScheduleContext
+
+# Schedulers whose values do not depend on the run's length (the others plan over trainer.max_steps/epochs).
+LENGTH_FREE = (ConstantLR, ExponentialLR, ReduceLROnPlateau)
 
 
 def schedule_context(
@@ -29,12 +33,9 @@ def check_schedule_unchanged(
     saved: dict[str, Any] | None, context: ScheduleContext, optimization: Optimization
 ) -> None:
     """A resumed run may change its length only if no scheduler was planned for that length."""
-    from torch.optim.lr_scheduler import ConstantLR, ExponentialLR, ReduceLROnPlateau
-
     if not saved or (saved["total_steps"], saved["max_epochs"]) == (context.total_steps, context.max_epochs):
         return
-    length_free = (ConstantLR, ExponentialLR, ReduceLROnPlateau)
-    if all(s.scheduler is None or isinstance(s.scheduler, length_free) for s in optimization.setups):
+    if all(s.scheduler is None or isinstance(s.scheduler, LENGTH_FREE) for s in optimization.setups):
         return
     raise DlxError(
         f"The run was planned for {saved['total_steps']} steps ({saved['max_epochs']} epochs) and its "
@@ -46,10 +47,8 @@ def check_schedule_unchanged(
 
 def _planned(optimization: Optimization, interval: str) -> bool:
     """Whether a scheduler stepped every ``interval`` plans its values over the run's length."""
-    from torch.optim.lr_scheduler import ConstantLR
-
     return any(
-        s.scheduler is not None and s.interval == interval and not isinstance(s.scheduler, ConstantLR)
+        s.scheduler is not None and s.interval == interval and not isinstance(s.scheduler, LENGTH_FREE)
         for s in optimization.setups
     )
 

@@ -151,8 +151,7 @@ class Trainer:
             setups, self.precision, cfg.gradient_clip_val, cfg.gradient_clip_algorithm
         )
         if task_parameters:
-            self.optimization.averaged_by_hand = {id(p) for p in task_parameters}
-            self.optimization.average_gradients = self.processes.average_gradients
+            self.optimization.average_by_hand(task_parameters, self.processes.average_gradients)
         if (warning := schedule_never_steps(self.context, self.optimization)) and self.processes.is_main:
             log.warning(warning)
         self.state = TrainState()

@@ -214,7 +214,8 @@ def _print_resume(plan: SweepPlan, storage_url: str, folder: Path) -> None:
     rows, _ = collect_rows(open_study(open_storage(storage_url), plan), plan)
     done = sum(r.state in ("finished", "pruned", "failed") for r in rows)
     if done == len(rows):
-        status = f"all {done} trials are done (add some with `--trials N`)."
+        more = "" if plan.settings.sampler == "grid" else " (add some with `--trials N`)"
+        status = f"all {done} trials are done{more}."
     else:
         status = (
             f"{done} of {len(rows)} trials done; the others run now (a trial interrupted mid-run goes on "

@@ -58,9 +58,14 @@ def launch_processes(sweep_folder: Path, storage_url: str, jobs: int) -> None:
 
 
 def _stop(workers: list[subprocess.Popen]) -> None:
+    from dlx.engine import interrupts
+
+    # The signal this process got: under Slurm's preemption the workers got that SIGTERM too, and a SIGINT
+    # after it would count as a second Ctrl-C (stop at once, without the checkpoint after this step).
+    passed_on = interrupts.last_signal or signal.SIGINT
     for worker in workers:
         if worker.poll() is None:
-            worker.send_signal(signal.SIGINT)
+            worker.send_signal(passed_on)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for worker in workers:
         try:

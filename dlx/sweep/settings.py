@@ -153,8 +153,8 @@ def check_settings(settings: SweepSettings) -> None:
     if settings.launcher == "slurm" and settings.slurm.cluster == "slurm" and shutil.which("sbatch") is None:
         raise DlxError(
             "--launcher slurm submits each trial as a Slurm job, but this machine has no Slurm (no `sbatch` "
-            "on PATH). Run the sweep on the cluster's login node, run trials here with `--jobs N`, or try "
-            "the submission path locally with `sweep.slurm.cluster=local`."
+            "on PATH). Run the sweep on the cluster's login node, run trials here with `--launcher local "
+            "--jobs N`, or try the submission path locally with `sweep.slurm.cluster=local`."
         )
 
 
@@ -184,10 +184,11 @@ def resolve_strategy(settings: SweepSettings, discrete: bool, grid_size: int | N
             )
         if sampler == "tpe" and (trials or DEFAULT_SEARCH_TRIALS) >= grid_size:
             # TPE may draw a combination it drew before; with a trial for each, the grid tries them all.
+            asked = f"--trials {trials}" if trials else f"a search of {DEFAULT_SEARCH_TRIALS} trials"
             raise DlxError(
-                f"The search space has {grid_size} combinations and --trials {trials or grid_size} would "
-                "try as many, but TPE may draw one twice and skip another. Drop --sampler to run each "
-                f"once (the grid), or sample fewer with `--sampler random --trials {max(1, grid_size - 1)}`."
+                f"The search space has {grid_size} combinations and {asked} would try as many, but TPE "
+                "may draw one twice and skip another. Drop --sampler to run each once (the grid), or use "
+                "`--sampler random`, which never draws one twice."
             )
         trials = trials or min(DEFAULT_SEARCH_TRIALS, grid_size)
     pruner = settings.pruner or ("none" if sampler == "grid" else "median")

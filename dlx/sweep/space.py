@@ -117,11 +117,13 @@ def parse_search_space(overrides: list[str], config_dirs: list[Path]) -> tuple[l
             continue
         parameter = _parameter(override, text, config_dirs)
         if parameter.name in NOT_SWEPT:
-            raise DlxError(
-                f"'{text}': {parameter.name} cannot be swept: {NOT_SWEPT[parameter.name]}. Give it one value "
-                f"for the whole sweep (e.g. `trainer.monitor=val/acc trainer.mode=max`), or run one sweep "
-                "per value."
+            fix = (
+                "Drop it: each trial trains in one process."
+                if NOT_SWEPT[parameter.name] is _ONE_PROCESS
+                else "Give it one value for the whole sweep (e.g. `trainer.monitor=val/acc "
+                "trainer.mode=max`), or run one sweep per value."
             )
+            raise DlxError(f"'{text}': {parameter.name} cannot be swept: {NOT_SWEPT[parameter.name]}. {fix}")
         parameters.pop(parameter.name, None)
         parameters[parameter.name] = parameter
     for name, parameter in parameters.items():

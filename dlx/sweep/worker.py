@@ -158,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=None, help="stop when this process is gone")
     args = parser.parse_args(argv)
     setup_logging()
+    from dlx.engine import interrupts
+
+    interrupts.interrupt_once_per_ctrl_c()
+    interrupts.interrupt_on_sigterm()  # between trials too: the trial is queued again, not left RUNNING
     try:
         work(args.sweep_folder, storage_url_for(args.sweep_folder), args.index, args.parent)
     except KeyboardInterrupt:
-        return 130
+        return 128 + (interrupts.last_signal or 2)
     except DlxError as error:
         from dlx.console import console
 

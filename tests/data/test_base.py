@@ -45,3 +45,15 @@ def test_a_process_with_no_share_of_the_last_evaluation_batch_gets_a_stand_in():
     inputs, targets = shares[3][1]  # 2 samples left for 4 processes
     assert len(inputs) == 1 and len(targets) == 0
     assert sum(len(t) for batches in shares for _, t in batches) == 258
+
+
+def test_data_metadata_is_kept_as_plain_data_only_when_it_reads_back_the_same():
+    from dlx.data.base import DataMetadata
+
+    metadata = DataMetadata([1, 8, 8], 10, mean=(0.5,), extra={"scale": 1 / 16, "axes": ("sequence",)})
+    assert DataMetadata.from_plain(metadata.to_plain()) == DataMetadata(
+        [1, 8, 8], 10, mean=[0.5], extra={"scale": 1 / 16, "axes": ["sequence"]}
+    )
+    assert DataMetadata([1], 2, extra={"label_map": {0: "a"}}).to_plain() is None  # keys would become "0"
+    assert DataMetadata([1], 2, extra={"made": object()}).to_plain() is None
+    assert DataMetadata.from_plain({**metadata.to_plain(), "from_a_newer_dlx": 1}).num_outputs == 10

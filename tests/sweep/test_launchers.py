@@ -22,3 +22,35 @@ def test_slurm_launcher_submits_each_trial_through_submitit():
     assert [t["state"] for t in read_summary(folder)["trials"]] == ["finished", "finished"]
     job_results = list((folder / "submitit").glob("*/*_result.pkl"))
     assert len(job_results) == 2, list((folder / "submitit").rglob("*"))
+
+
+def test_stopping_workers_passes_on_the_signal_the_sweep_got(monkeypatch):
+    """Under Slurm's preemption the workers got SIGTERM as well: a SIGINT from the parent after it would be
+    their second signal, which stops a run at once, without its checkpoint."""
+    import signal
+
+    from dlx.engine import interrupts
+    from dlx.sweep import launchers
+
+    class Worker:
+        def __init__(self):
+            self.signals = []
+
+        def poll(self):
+            return None if not self.signals else 0
+
+        def send_signal(self, number):
+            self.signals.append(number)
+
+        def wait(self, timeout):
+            return 0
+
+    for got, passed_on in (
+        (signal.SIGTERM, signal.SIGTERM),
+        (signal.SIGINT, signal.SIGINT),
+        (None, signal.SIGINT),
+    ):
+        monkeypatch.setattr(interrupts, "last_signal", got)
+        workers = [Worker(), Worker()]
+        launchers._stop(workers)
+        assert [w.signals for w in workers] == [[passed_on], [passed_on]]
