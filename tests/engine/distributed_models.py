@@ -11,15 +11,22 @@ from dlx.models.mlp import MLP
 from tests.tasks.critic_task import CriticTask
 
 
+def dump_on_eval(module: torch.nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
+    """Save ``state`` as `$DUMP_DIR/<name>rank<R>-<n>.pt`, n counting ``module``'s entries into eval mode."""
+    if os.environ.get("DUMP_DIR"):
+        module.validations = getattr(module, "validations", 0) + 1
+        path = (
+            Path(os.environ["DUMP_DIR"]) / f"{name}rank{os.environ.get('RANK', '0')}-{module.validations}.pt"
+        )
+        torch.save({key: value.detach().clone() for key, value in state.items()}, path)
+
+
 class ParameterDumpingMLP(MLP):
     """Saves its parameters as each validation begins, one file per rank: `$DUMP_DIR/rank<R>-<n>.pt`."""
 
     def train(self, mode: bool = True) -> ParameterDumpingMLP:
-        if not mode and os.environ.get("DUMP_DIR"):
-            self.validations = getattr(self, "validations", 0) + 1
-            rank = os.environ.get("RANK", "0")
-            path = Path(os.environ["DUMP_DIR"]) / f"rank{rank}-{self.validations}.pt"
-            torch.save({key: value.detach().clone() for key, value in self.state_dict().items()}, path)
+        if not mode:
+            dump_on_eval(self, "", self.state_dict())
         return super().train(mode)
 
 
@@ -41,9 +48,6 @@ class CriticDumpingTask(CriticTask):
     `$DUMP_DIR/critic-rank<R>-<n>.pt`."""
 
     def train(self, mode: bool = True) -> CriticDumpingTask:
-        if not mode and os.environ.get("DUMP_DIR"):
-            self.validations = getattr(self, "validations", 0) + 1
-            rank = os.environ.get("RANK", "0")
-            path = Path(os.environ["DUMP_DIR"]) / f"critic-rank{rank}-{self.validations}.pt"
-            torch.save({key: value.detach().clone() for key, value in self.own_state_dict().items()}, path)
+        if not mode:
+            dump_on_eval(self, "critic-", self.own_state_dict())
         return super().train(mode)
