@@ -229,7 +229,9 @@ def generate(
     checkpoint: Path = typer.Argument(
         ..., help="A language-model checkpoint (task=language_modeling), or its run folder (best.ckpt)."
     ),
-    prompt: str = typer.Option("\n", "--prompt", help="The text to continue (default: a newline)."),
+    prompt: str = typer.Option(
+        "\n", "--prompt", help="The text to continue (default: a newline).", show_default=False
+    ),
     max_new_tokens: int = typer.Option(500, "--max-new-tokens", help="How many tokens to sample."),
     temperature: float = typer.Option(0.8, "--temperature", help="Below 1: safer text; above 1: wilder."),
     top_k: int = typer.Option(200, "--top-k", help="Sample among the k most likely tokens only."),
