@@ -109,6 +109,9 @@ def _predict_with_checkpoint(
         run.data.loader(split)  # refuses an unknown split with the list of valid ones
         inputs, labels = run.data.example_batch(split, limit)
         names, notes = [f"{split}[{index}]" for index in range(len(inputs))], [[] for _ in range(len(inputs))]
+        if hasattr(run.data, "decode_texts"):  # a text classifier: show what each sample says
+            texts = run.data.decode_texts(inputs)
+            names = [f"{name} {_shortened(text)}" for name, text in zip(names, texts, strict=True)]
         targets = labels.tolist()
     with torch.inference_mode():
         outputs = run.model(inputs).float().numpy()
@@ -122,6 +125,10 @@ def _predict_with_checkpoint(
                 class_names[target] if class_names and isinstance(target, int) else str(target)
             )
     return predictions, metadata
+
+
+def _shortened(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 # -- images -> model inputs -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dlx.cli import app
 from dlx.data.digits import read_digits
 from dlx.data.splits import fraction_split
 from dlx.export.command import export_checkpoint
-from dlx.predict import predict
+from dlx.predict import _shortened, predict
 from dlx.restore import restore_run
 from tests.export.runs import family_checkpoint
 from tests.helpers import train_run
@@ -248,6 +248,9 @@ def test_a_text_classifier_predicts_typed_texts_as_it_read_its_data(tmp_path_fac
     texts = run.data.read_splits()["val"].texts[:3]
     predictions = predict(checkpoint, texts, top_k=2)
     assert [prediction.input for prediction in predictions] == texts
+    on_split = predict(checkpoint, ["data.split=val"], limit=3)  # each sample shown with its words
+    decoded = [" ".join(t.lower().split()) for t in texts]
+    assert [p.input.split(" ", 1)[1] for p in on_split] == [_shortened(text) for text in decoded]
     with torch.inference_mode():
         encoded = run.data.prepare(run.data.splits["val"][0][:3])
         expected = torch.softmax(run.model(encoded).float(), dim=1)

@@ -303,6 +303,11 @@ class TextClassificationData(DataModule):
         encoded = [ids or [tokenizer.unknown_id] for ids in tokenizer.encode_batch(texts, self.max_length)]
         return self.prepare(pad_sequences(encoded, self.pad_id, self.max_length))
 
+    def decode_texts(self, inputs: torch.Tensor) -> list[str]:
+        """Token ids back to text (as the tokenizer saw it: lower-cased, unknown words as <unk>)."""
+        tokenizer = self.make_tokenizer([])
+        return [tokenizer.decode(row.tolist()) for row in inputs]
+
     def example_batch(self, split: str = "val", size: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         # Full max_length columns: an exporter traces with input_shape and marks the sequence axis dynamic.
         inputs, targets = self.setup().splits[split]
