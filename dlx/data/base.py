@@ -242,6 +242,26 @@ class DataModule:
                     "input needs its target, in the same order."
                 )
 
+    def check_trainable(self) -> None:
+        """Refuse data that cannot train: an empty train split, or no validation samples (validation picks
+        the best checkpoint, and early stopping reads it)."""
+        name = type(self).__name__
+        if not len(self.splits["train"][0]):
+            raise DlxError(f"The training split of {name} is empty: check the data's files and fractions.")
+        if not len(self.splits["val"][0]):
+            hint = next(
+                (
+                    f"`data.{key}={example}`"
+                    for key, example in (("val_fraction", 0.1), ("val_size", 5000))
+                    if hasattr(self, key)
+                ),
+                "a validation split",
+            )
+            raise DlxError(
+                f"The validation split of {name} is empty, and training validates after each epoch (to pick "
+                f"the best checkpoint and for early stopping). Hold some samples out for it, e.g. {hint}."
+            )
+
     def keep_on_device(self, device: torch.device, max_fraction_of_free_memory: float = 0.5) -> bool:
         """Move every split onto an accelerator when they fit, so batches are sliced there: no per-step
         copy from host memory. Returns whether it moved them."""

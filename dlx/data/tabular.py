@@ -35,8 +35,10 @@ class TabularData(DataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        encoding: str = "utf-8",
     ):
-        """``features``: the input columns; None = every column except the target."""
+        """``features``: the input columns; None = every column except the target. The delimiter (comma,
+        semicolon, tab or bar) is read from the file."""
         super().__init__(
             batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, drop_last=drop_last
         )
@@ -56,7 +58,20 @@ class TabularData(DataModule):
         self.std: list[float] | None = None
         self.target_mean: list[float] | None = None
         self.target_std: list[float] | None = None
+        self.encoding = encoding
+        self.restored = False  # a checkpoint's columns, classes and statistics, used as they were trained
 
+    # -- what was learnt from the training file travels in checkpoints ---------------------------
+    def state_dict(self) -> dict[str, Any]:
+        keys = ("feature_names", "class_names", "mean", "std", "target_mean", "target_std")
+        return {key: getattr(self, key) for key in keys}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.restored = bool(state.get("feature_names"))
+
+    # -- reading --------------------------------------------------------------------------------
     def read_table(self) -> Any:
         import pandas as pd
 
@@ -66,24 +81,63 @@ class TabularData(DataModule):
                 "(a relative path is taken from the directory dlx runs in)."
             )
         try:
-            return pd.read_csv(self.path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            table = pd.read_csv(
+                self.path, sep=self._delimiter(), encoding=self.encoding, skipinitialspace=True
+            )
+        except UnicodeDecodeError as error:
+            raise DlxError(
+                f"data.path '{self.path}' is not {self.encoding} text ({error.reason} at byte "
+                f"{error.start}). Give its encoding, e.g. `data.encoding=latin-1`, or convert it to UTF-8."
+            ) from error
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise DlxError(
                 f"Could not read data.path '{self.path}' as CSV: {error}. It needs a header row of column "
-                "names and comma-separated values below it."
+                "names and rows of values below it, separated by commas (or semicolons, tabs or bars)."
             ) from error
+        table.columns = [str(column).strip() for column in table.columns]
+        if table.empty:
+            raise DlxError(
+                f"{self.path.name} has a header row ({', '.join(table.columns)}) but no rows of data below "
+                "it."
+            )
+        return table
+
+    def _delimiter(self) -> str:
+        """The delimiter of the file's header line: the most frequent of comma, semicolon, tab and bar."""
+        try:
+            with open(self.path, encoding=self.encoding, errors="replace") as handle:
+                header = handle.readline()
+        except OSError:
+            return ","
+        counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t", "|")}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
 
     def choose_columns(self, table: Any) -> list[str]:
         """The feature columns, after checking that every named column is in the file."""
         columns = [str(column) for column in table.columns]
-        wanted = [self.target] + (self.features or [])
-        for name in wanted:
+        trained = self.feature_names if self.restored else []
+        wanted = [self.target] + (self.features or []) + trained
+        for name in dict.fromkeys(wanted):
             if name not in columns:
+                if any(_is_number(column) for column in columns):  # names are seldom numbers
+                    raise DlxError(
+                        f"The first row of {self.path.name} ({', '.join(columns)}) looks like data, not "
+                        "column names. Add a header row of column names, then name the target with "
+                        "`data.target=`."
+                    )
                 key = "target" if name == self.target else "features"
+                if name in trained:
+                    raise DlxError(
+                        f"The model was trained on column '{name}', which {self.path.name} lacks. Its "
+                        f"columns are: {', '.join(columns)}. Give it a file with the training file's columns."
+                    )
                 raise DlxError(
                     f"Column '{name}' (data.{key}) is not in {self.path.name}.{did_you_mean(name, columns)} "
                     f"Its columns are: {', '.join(columns)}. Type e.g. `data.{key}=...` with one of these."
                 )
+        if trained:
+            return list(trained)
         if self.features is None:
             return [column for column in columns if column != self.target]
         if self.target in self.features:
@@ -126,9 +180,25 @@ class TabularData(DataModule):
             if not pd.api.types.is_numeric_dtype(column):
                 raise DlxError(
                     f"The target column '{self.target}' is not numeric, so it cannot be a regression target. "
-                    "Type `data.task_type=classification` to predict its values as classes."
+                    "Type `task=classification` to predict its values as classes."
                 )
             return torch.tensor(column.to_numpy(dtype="float32")).unsqueeze(1)
+        if self.restored and self.class_names:  # the classes the model was trained on, in its order
+            index = {name: i for i, name in enumerate(self.class_names)}
+            labels = [str(value) for value in column]
+            unknown = sorted({label for label in labels if label not in index})
+            if unknown:
+                raise DlxError(
+                    f"The target column '{self.target}' in {self.path.name} holds values the model was not "
+                    f"trained on ({', '.join(unknown[:5])}); its classes are {', '.join(self.class_names)}."
+                )
+            return torch.tensor([index[label] for label in labels], dtype=torch.long)
+        fractional = pd.api.types.is_float_dtype(column) and (column != column.round()).any()
+        if fractional and column.nunique() > max(20, len(column) // 2):
+            raise DlxError(
+                f"The target column '{self.target}' holds {column.nunique()} different decimal numbers in "
+                f"{len(column)} rows: a quantity to predict, not classes. Type `task=regression`."
+            )
         codes, values = pd.factorize(column, sort=True)
         if len(values) < 2:
             raise DlxError(
@@ -144,7 +214,9 @@ class TabularData(DataModule):
         inputs = self.feature_tensor(table, self.feature_names)
         targets = self.target_tensor(table)
         indices = fraction_split(len(inputs), self.val_fraction, self.test_fraction, self.split_seed)
-        if self.standardize:
+        if self.standardize and self.restored and self.mean is not None:  # the training file's statistics
+            inputs = (inputs - torch.tensor(self.mean)) / torch.tensor(self.std)
+        elif self.standardize:
             mean, std = train_statistics(inputs[indices["train"]], dims=(0,))
             inputs = (inputs - mean) / std
             self.mean, self.std = mean.tolist(), std.tolist()
@@ -168,3 +240,11 @@ class TabularData(DataModule):
             target_std=self.target_std,
             extra={"features": list(self.feature_names), "target": self.target, "task_type": self.task_type},
         )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -116,6 +116,8 @@ class Trainer:
             check_monitor(self.monitor, self.mode, {f"val/{key}": better for key, better in modes.items()})
         self.data_name = type(data).__name__
         data.setup()
+        if not overfit_batches:  # overfit_batches validates on the training batches
+            data.check_trainable()
         self.data_metadata = data.metadata().to_plain()  # checkpoints carry it: see restore_run
         self.processes.shard(data)  # each process trains on its share of every global batch
         data.keep_on_device(self.device)

@@ -78,3 +78,78 @@ def test_missing_file_and_bad_task_type_are_explained(tmp_path, csv_path):
         TabularData(path=str(csv_path), target="species", task_type="regresion")
     with pytest.raises(DlxError, match="includes the target column"):
         TabularData(path=str(csv_path), target="species", features=["height", "species"]).setup()
+
+
+def test_a_restored_module_reads_a_new_file_with_the_training_files_columns_classes_and_statistics(
+    csv_path, tmp_path
+):
+    """`dlx eval CKPT data.path=new.csv`: the model's inputs are standardised with the training file's
+    statistics, and its class ids keep their meaning, although the new file holds other rows."""
+    trained = TabularData(path=str(csv_path), target="species").setup()
+    lines = csv_path.read_text().splitlines()
+    new = tmp_path / "new.csv"
+    new.write_text("\n".join([lines[0], *[line for line in lines[1:] if not line.endswith("cat")]]) + "\n")
+    restored = TabularData(path=str(new), target="species")
+    restored.load_state_dict(trained.state_dict())
+    restored.setup()
+    row = [float(value) for value in lines[1].split(",")[:3]]  # the first row: an emu in both files
+    expected = (torch.tensor(row) - torch.tensor(trained.mean)) / torch.tensor(trained.std)
+    everything = torch.cat([inputs for inputs, _ in restored.splits.values()])
+    assert any(torch.allclose(inputs, expected, atol=1e-5) for inputs in everything)
+    assert restored.class_names == ["cat", "dog", "emu"]  # emu stays class 2 without any cat
+    assert set(torch.cat([targets for _, targets in restored.splits.values()]).tolist()) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "content, encoding",
+    [
+        ("height;weight;species\n{rows}", "utf-8"),  # semicolons
+        ("height\tweight\tspecies\n{rows}", "utf-8"),  # tabs
+        ("height, weight, species\n{rows}", "utf-8"),  # a space after each comma
+        ("height,weight,species\n{rows}", "latin-1"),  # with data.encoding
+    ],
+)
+def test_delimiters_spaces_and_encodings_are_read(tmp_path, content, encoding):
+    separator = ";" if ";" in content else "\t" if "\t" in content else ", " if ", " in content else ","
+    names = ["ému", "chat"] if encoding == "latin-1" else ["emu", "cat"]
+    rows = "\n".join(separator.join([str(i), str(100 - i), names[i % 2]]) for i in range(30))
+    path = tmp_path / "table.csv"
+    path.write_bytes(content.format(rows=rows).encode(encoding))
+    module = TabularData(path=str(path), target="species", encoding=encoding).setup()
+    assert module.feature_names == ["height", "weight"] and module.class_names == sorted(names)
+
+
+@pytest.mark.parametrize(
+    "content, settings, message",
+    [
+        ("a,b,label\n", {}, "has a header row (a, b, label) but no rows of data below it"),
+        ("0.9,42.0,yes\n0.1,40.0,no\n", {}, "looks like data, not column names. Add a header row"),
+        (
+            "a,b,label\n" + "".join(f"{i},{i % 3},{i * 0.37 + 0.01}\n" for i in range(60)),
+            {},
+            "Type `task=regression`",
+        ),
+        (
+            "a,b,label\n" + "".join(f"{i},{i},{'yn'[i % 2]}\n" for i in range(20)),
+            {"task_type": "regression"},
+            "Type `task=classification`",
+        ),
+        ("a,b,label\ncaf\xe9,1,yes\n", {}, "is not utf-8 text .* `data.encoding=latin-1`"),
+    ],
+)
+def test_file_mistakes_are_named_with_their_fix(tmp_path, content, settings, message):
+    path = tmp_path / "table.csv"
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(DlxError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TabularData(path=str(path), target="label", **settings).setup()
+
+
+def test_training_without_validation_rows_is_refused_before_it_starts(tmp_path):
+    from tests.helpers import train_run
+
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{i % 5},{'yn'[i % 2]}\n" for i in range(40)))
+    with pytest.raises(DlxError, match=r"validation split of TabularData is empty.*`data.val_fraction=0.1`"):
+        train_run(
+            "data=tabular", f"data.path={path}", "data.target=label", "data.val_fraction=0", "model=mlp"
+        )
