@@ -84,7 +84,7 @@ def read_table(
         for row in rows:
             if not any(cell.strip() for cell in row):
                 continue
-            if len(row) <= max(text_index, label_index):
+            if len(row) != len(header):  # fewer: a label missing; more: a separator inside a text
                 raise DlxError(
                     f"Line {rows.line_num} of {path} has {len(row)} fields but the header names "
                     f"{len(header)} ({', '.join(header)}). Fix that line (a "

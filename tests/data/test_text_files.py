@@ -67,6 +67,12 @@ def test_header_only_rows_with_missing_fields_and_empty_labels_are_explained(tmp
     path.write_text("sentence\tlabel\ngood\t \n")
     with pytest.raises(DlxError, match="Line 2 of .* has an empty label"):
         read_table(path, "sentence", "label", "utf-8", "data.train")
+    unquoted = tmp_path / "train.csv"  # the comma in the text made "really great" the label, silently
+    unquoted.write_text("review,stars\ngreat, really great,positive\nbad film,negative\n")
+    with pytest.raises(
+        DlxError, match="Line 2 of .* has 3 fields but the header names 2.*comma inside a text"
+    ):
+        read_table(unquoted, "review", "stars", "utf-8", "data.train")
 
 
 def test_one_file_per_class_names_classes_by_the_part_of_the_name_that_differs(tmp_path):
