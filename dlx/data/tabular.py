@@ -12,6 +12,17 @@ from dlx.data.splits import check_fractions, fraction_split, train_statistics
 from dlx.errors import DlxError, did_you_mean
 
 TASK_TYPES = ("classification", "regression")
+MISSING_WORDS = {
+    "NA",
+    "N/A",
+    "NaN",
+    "nan",
+    "NULL",
+    "null",
+    "None",
+    "-",
+    "?",
+}  # how files mark a missing number
 
 
 class TabularData(DataModule):
@@ -81,8 +92,14 @@ class TabularData(DataModule):
                 "(a relative path is taken from the directory dlx runs in)."
             )
         try:
+            # Only empty cells are missing: "NA" (North America) or "None" can be a class name.
             table = pd.read_csv(
-                self.path, sep=self._delimiter(), encoding=self.encoding, skipinitialspace=True
+                self.path,
+                sep=self._delimiter(),
+                encoding=self.encoding,
+                skipinitialspace=True,
+                keep_default_na=False,
+                na_values=[""],
             )
         except UnicodeDecodeError as error:
             raise DlxError(
@@ -153,6 +170,14 @@ class TabularData(DataModule):
         if not features:
             raise DlxError(f"{self.path.name} has no feature columns besides the target '{self.target}'.")
         non_numeric = [name for name in features if not pd.api.types.is_numeric_dtype(table[name])]
+        for name in non_numeric:
+            words = {str(value) for value in table[name].dropna() if not _is_number(str(value))}
+            if words and words <= MISSING_WORDS:
+                raise DlxError(
+                    f"Feature column {name} in {self.path.name} marks missing values as "
+                    f"{', '.join(sorted(words))}. Fill or drop those rows in the CSV, or leave the column "
+                    "out with `data.features=[...]`."
+                )
         if non_numeric:
             raise DlxError(
                 f"Feature columns {', '.join(non_numeric)} in {self.path.name} are not numeric. Encode them "

@@ -153,3 +153,16 @@ def test_training_without_validation_rows_is_refused_before_it_starts(tmp_path):
         train_run(
             "data=tabular", f"data.path={path}", "data.target=label", "data.val_fraction=0", "model=mlp"
         )
+
+
+def test_only_empty_cells_are_missing_and_missing_numbers_written_as_words_are_named(tmp_path):
+    path = tmp_path / "regions.csv"
+    path.write_text(
+        "a,b,region\n" + "".join(f"{i},{i % 4},{['NA', 'EU', 'ASIA'][i % 3]}\n" for i in range(30))
+    )
+    assert TabularData(path=str(path), target="region").setup().class_names == ["ASIA", "EU", "NA"]
+    path.write_text(
+        "a,b,label\n" + "".join(f"{i},{'NA' if i % 5 == 0 else i},{'yn'[i % 2]}\n" for i in range(30))
+    )
+    with pytest.raises(DlxError, match="Feature column b in regions.csv marks missing values as NA"):
+        TabularData(path=str(path), target="label").setup()
