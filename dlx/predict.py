@@ -121,9 +121,10 @@ def _predict_with_checkpoint(
         for prediction, target in zip(predictions, targets, strict=True):
             if isinstance(target, list) and len(target) == 1:  # one regression target per row
                 target = target[0]
-            prediction.target = (
-                class_names[target] if class_names and isinstance(target, int) else str(target)
-            )
+            if class_names and isinstance(target, int):
+                prediction.target = class_names[target]
+            else:  # a number: as many digits as float32 holds, not its binary noise
+                prediction.target = f"{target:.7g}" if isinstance(target, float) else str(target)
     return predictions, metadata
 
 
@@ -219,7 +220,13 @@ def _predictions(
             order = np.argsort(-probabilities, kind="stable")[:top_k]
             top = [(str(class_names[index]), float(probabilities[index])) for index in order]
         else:
-            top = [(f"output {index}", float(value)) for index, value in enumerate(row)]
+            target = metadata.get("target")  # a table's target column names its one output
+            labels = (
+                [target]
+                if isinstance(target, str) and len(row) == 1
+                else [f"output {i}" for i in range(len(row))]
+            )
+            top = [(label, float(value)) for label, value in zip(labels, row, strict=True)]
         predictions.append(Prediction(name, top, notes=image_notes))
     return predictions
 

@@ -151,6 +151,9 @@ def test_checkpoint_predict_on_a_regression_shows_errors_in_the_targets_units(tm
     assert "correct" not in result.output
     mae = float(result.output.split("mean absolute error ")[1].split()[0])
     assert mae < 20  # targets 200-399: in their own units, and learnt
+    predictions = predict(best, ["data.split=test"], limit=4)
+    assert [name for p in predictions for name, _ in p.top] == ["y"] * 4  # named after the target column
+    assert all(len(p.target.split(".")[-1]) <= 4 for p in predictions)  # 236.5, not 236.5000030517578
 
 
 def _rewrite(onnx_file, tmp_path, change):

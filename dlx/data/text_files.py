@@ -49,8 +49,9 @@ def read_text(path: Path, encoding: str, key: str) -> str:
         line = raw.count(b"\n", 0, error.start) + 1
         raise DlxError(
             f"{path} ({key}) is not {encoding} text: byte 0x{raw[error.start]:02x} on line {line} cannot be "
-            f"decoded. If the file uses another encoding, say which, e.g. `data.encoding=latin-1` (the "
-            "original rt-polarity files are latin-1); or convert it with "
+            f"decoded. If the file uses another encoding, say which, e.g. `data.encoding=latin-1`"
+            f"{' (the original rt-polarity files are latin-1)' if 'rt-polarity' in path.name else ''}; or "
+            "convert it with "
             f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}`."
         ) from None
     return text.removeprefix("\ufeff")

@@ -101,6 +101,8 @@ def deployment_metadata(run: RestoredRun, dtype: str, dynamic_axes: dict[int, st
         "input_dtype": dtype,
         "dynamic_axes": {str(axis): name for axis, name in dynamic_axes.items()},
         "class_names": list(cfg.data.class_names) if cfg.data.get("class_names") else None,
+        "features": data_metadata.extra.get("features"),  # a table's input columns, in order
+        "target": data_metadata.extra.get("target"),  # and the column it predicts
         "mean": data_metadata.mean,
         "std": data_metadata.std,
         "scale": data_metadata.extra.get("scale"),
