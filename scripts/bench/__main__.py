@@ -15,6 +15,7 @@ import datetime
 import platform
 import statistics
 import tempfile
+import traceback
 from pathlib import Path
 
 import torch
@@ -105,9 +106,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         for section in SECTIONS:
             if section in chosen:
-                for row in _section_rows(section, arguments, Path(output_dir)):
+                for row in _rows_or_failure(section, arguments, Path(output_dir)):
                     met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
                     print(f"| {row['benchmark']} | {row['value']} | {row['target']} | {met} |", flush=True)
+
+
+def _rows_or_failure(section: str, arguments: argparse.Namespace, output_dir: Path) -> list[dict]:
+    """The section's rows, or one row saying it failed (its traceback on stderr): the other sections
+    still run, so one broken measurement does not cost the rest of a long table."""
+    try:
+        return _section_rows(section, arguments, output_dir)
+    except Exception as error:
+        traceback.print_exc()
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return [{"benchmark": f"{section} rows", "value": f"failed: {reason}", "target": "-", "met": False}]
 
 
 def _section_rows(section: str, arguments: argparse.Namespace, output_dir: Path) -> list[dict]:
