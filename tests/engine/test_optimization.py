@@ -1,3 +1,5 @@
+import weakref
+
 import pytest
 import torch
 
@@ -24,8 +26,6 @@ def test_a_log_step_measures_the_gradient_norm_of_all_parameters_together(clip_v
 def test_the_last_steps_graph_lives_through_the_next_forward_and_goes_before_its_backward():
     # The lifetime of `loss` in a hand-written loop (scripts/bench measures the speed it is worth): the
     # graph is kept after its backward and released before the next one runs.
-    import weakref
-
     model = torch.nn.Linear(4, 2)
     optimization = Optimization(
         [OptimizerSetup(torch.optim.SGD(model.parameters(), lr=0.1), None, "step")],
