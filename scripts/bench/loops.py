@@ -143,6 +143,8 @@ def compose(case: Case, output_dir: Path, steps: int | None = None):
                 "trainer.log_every_n_steps=50",
                 f"output_dir={output_dir}",
                 "optimizer=adamw",
+                "optimizer.lr=1e-3",  # the plain loops' AdamW and cross-entropy: no tuned settings
+                "task.label_smoothing=0.0",
                 "optimizer.weight_decay=0.0",
                 "scheduler=cosine",
             ]

@@ -9,7 +9,8 @@ from dlx.errors import DlxError
 GROUP_OPTIONS = [
     (group.name, path.stem)
     for group in sorted(configs_dir().iterdir())
-    if group.is_dir() and group.name != "sweep"  # search spaces for `dlx sweep` (tests/sweep plans each)
+    # sweep: search spaces for `dlx sweep` (tests/sweep plans each); tuned: chosen by the other groups
+    if group.is_dir() and group.name not in ("sweep", "tuned")
     for path in sorted(group.glob("*.yaml"))
 ]
 DATA_NEEDS = {
@@ -26,6 +27,43 @@ def test_every_config_option_composes_and_validates(group, option):
         extra = ["data=tabular", "data.task_type=regression", *DATA_NEEDS["tabular"]]
     cfg = validate_config(compose_config([f"{group}={option}", *extra]))
     assert cfg[group].get("name", option) == option
+
+
+TUNED = sorted(path.stem for path in (configs_dir() / "tuned").glob("*.yaml"))
+
+
+def _options(group: str) -> list[str]:
+    return [option for g, option in GROUP_OPTIONS if g == group]
+
+
+@pytest.mark.parametrize("name", TUNED)
+def test_tuned_settings_apply_to_their_combination_only(name):
+    """tuned/<data>_<model>_<task>.yaml names options that exist, and applies when all three are chosen."""
+    combinations = [
+        [f"data={data}", f"model={model}", f"task={task}"]
+        for data in _options("data")
+        for model in _options("model")
+        for task in _options("task")
+        if f"{data}_{model}_{task}" == name
+    ]
+    assert len(combinations) == 1, f"{name} should be <data>_<model>_<task> of existing options"
+    settings = OmegaConf.to_container(OmegaConf.load(configs_dir() / "tuned" / f"{name}.yaml"))
+    tuned = validate_config(compose_config(combinations[0]))
+    other = validate_config(
+        compose_config([*combinations[0], "model=cnn" if "model=cnn" not in combinations[0] else "model=mlp"])
+    )
+    for group, values in settings.items():
+        for key, value in values.items():
+            assert tuned[group][key] == value
+    assert any(
+        other[group][key] != value for group, values in settings.items() for key, value in values.items()
+    )
+
+
+def test_the_default_run_is_its_recipe():
+    default = OmegaConf.to_container(validate_config(compose_config([])), resolve=True)
+    recipe = OmegaConf.to_container(validate_config(compose_config(["recipe=digits_mlp"])), resolve=True)
+    assert default == recipe
 
 
 @pytest.mark.parametrize("recipe", sorted(list_recipes()))

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
         train_run("trainer.max_epochs=3")
     message = str(caught.value)
     assert "step 27" in message and "Last finite loss" in message and "gradient_clip_val" in message
-    assert "Try a lower learning rate (the run was at 0.000" in message  # the value, not "a tenth of now"
+    assert re.search(r"Try a lower learning rate \(the run was at 0\.\d+\)", message)  # the value itself
     assert "fp16" not in message  # a full-precision run: no advice about fp16
     folder = only_run_folder()
     kept = load_checkpoint(folder / "checkpoints" / "last.ckpt")
