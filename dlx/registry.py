@@ -8,8 +8,11 @@ Entries are stored as ``"module:attribute"`` strings and imported on first use, 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dlx.errors import DlxError, did_you_mean
@@ -55,15 +58,33 @@ def import_object(path: str) -> Any:
 
 @cache
 def _installed_entry_points() -> dict[str, dict[str, str]]:
-    """Every installed package's ``dlx.*`` entry points, read once: reading them means opening each
-    installed distribution's metadata (hundreds with CUDA wheels), about 0.1 s."""
-    from importlib.metadata import distributions
-
+    """Every installed package's ``dlx.*`` entry points, read once. Asking importlib.metadata for them
+    would import it and parse every installed distribution's metadata (hundreds with CUDA wheels), about
+    35 ms of each `dlx` start; a look for "[dlx." in each distribution's entry_points.txt finds the few
+    that declare any, and only those are parsed."""
+    declaring = []
+    for folder in sys.path:
+        try:
+            entries = list(os.scandir(folder or "."))
+        except OSError:  # a zip archive or a folder that does not exist
+            continue
+        for entry in entries:
+            if not entry.name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(entry.path, "entry_points.txt"), encoding="utf-8") as file:
+                    if "[dlx." in file.read():
+                        declaring.append(entry.path)
+            except OSError:  # most distributions have no entry points
+                continue
     found: dict[str, dict[str, str]] = {}
-    for distribution in distributions():
-        for entry_point in distribution.entry_points:
-            if entry_point.group.startswith("dlx."):
-                found.setdefault(entry_point.group, {}).setdefault(entry_point.name, entry_point.value)
+    if declaring:
+        from importlib.metadata import PathDistribution
+
+        for path in declaring:
+            for entry_point in PathDistribution(Path(path)).entry_points:
+                if entry_point.group.startswith("dlx."):
+                    found.setdefault(entry_point.group, {}).setdefault(entry_point.name, entry_point.value)
     return found
 
 

@@ -1,5 +1,4 @@
 import sys
-from importlib.metadata import EntryPoint
 
 import pytest
 import torch
@@ -22,21 +21,28 @@ def test_every_entry_imports(kind):
         assert callable(registry.get(name)), name
 
 
-def test_register_decorator_and_entry_points(monkeypatch):
+def test_register_decorator_and_entry_points(tmp_path, monkeypatch):
     registry = Registry("widgets", {}, group="widget")
 
     @registry.register("mine")
     def build_mine():
         return "built"
 
-    installed = [
-        EntryPoint("theirs", "collections:OrderedDict", "dlx.widgets"),
-        EntryPoint("x", "y:z", "other"),
-    ]
-    package = type("Distribution", (), {"entry_points": installed})
-    monkeypatch.setattr("importlib.metadata.distributions", lambda: [package])
+    # An installed package's metadata as pip and uv write it; the second one declares no dlx entry points.
+    for name, text in [
+        (
+            "their_widgets-1.0.dist-info",
+            "[dlx.widgets]\ntheirs = collections:OrderedDict\n\n[other]\nx = y:z\n",
+        ),
+        ("unrelated-2.0.dist-info", "[console_scripts]\nunrelated = unrelated:main\n"),
+    ]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "METADATA").write_text(f"Name: {name.split('-')[0]}\nVersion: 1.0\n")
+        (tmp_path / name / "entry_points.txt").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
     dlx.registry._installed_entry_points.cache_clear()
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert dlx.registry._installed_entry_points() == {"dlx.widgets": {"theirs": "collections:OrderedDict"}}
     assert registry.get("theirs").__name__ == "OrderedDict"  # an unknown name looks at the installed packages
     assert registry.names() == ["mine", "theirs"]
     assert registry.get("mine")() == "built"
