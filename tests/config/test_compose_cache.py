@@ -10,7 +10,7 @@ from dlx.config import compose, compose_cache
 from dlx.config.compose import compose_config
 from dlx.config.paths import list_recipes
 
-CASES = [[], ["model=cnn", "data=mnist", "optimizer.lr=0.01"]] + [
+CASES = [[], ["model=cnn", "data=mnist", "optimizer.lr=0.01"], ["data=tabular"]] + [
     [f"recipe={r}"] for r in sorted(list_recipes())
 ]
 
@@ -24,10 +24,11 @@ def cache(tmp_path, monkeypatch):
 @pytest.mark.parametrize("overrides", CASES, ids=[" ".join(c) or "defaults" for c in CASES])
 def test_a_cached_config_equals_hydras(overrides, cache):
     first = compose_config(overrides)
-    assert len(list(cache.glob("*.yaml"))) == 1
+    assert len(list(cache.glob("*.json"))) == 1
     second = compose_config(overrides)
     assert OmegaConf.to_container(second) == OmegaConf.to_container(first)
     assert OmegaConf.is_struct(second) == OmegaConf.is_struct(first)
+    assert OmegaConf.missing_keys(second) == OmegaConf.missing_keys(first)  # data=tabular: path, target
 
 
 def test_hits_skip_hydra_and_an_edited_config_file_is_a_miss(cache, tmp_path, monkeypatch):
@@ -59,6 +60,6 @@ def test_off_writes_nothing(tmp_path, monkeypatch):
 
 def test_a_damaged_entry_is_a_miss(cache):
     compose_config([])
-    (entry,) = cache.glob("*.yaml")
-    entry.write_text("{{{ not yaml")
+    (entry,) = cache.glob("*.json")
+    entry.write_text("{{{ not json")
     assert compose_config([]).model.name == "mlp"
