@@ -29,7 +29,10 @@ def start_run(request: dict[str, Any]) -> Any:
 
     arguments = request["arguments"]
     arguments["settings"] = wandb.Settings(
-        init_timeout=float(request["init_timeout"]), console="off", silent=True
+        init_timeout=float(request["init_timeout"]),
+        console="off",
+        silent=True,
+        x_stats_pid=os.getppid(),  # the system charts' process memory and CPU: training's, not this one's
     )
     if request["mode"] == "online":
         try:

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -14,13 +15,17 @@ def _wandb_file(folder):
     return files[0].read_bytes()
 
 
-def test_offline_run_folder_holds_the_runs_metrics():
+def test_offline_run_folder_holds_the_runs_metrics_and_the_training_processs_stats():
     train_run("logger=wandb", "logger.mode=offline", "trainer.max_epochs=2", fast=False)
     folder = only_run_folder()
     content = _wandb_file(folder)
     for key in [b"train/loss", b"val/acc", b"val/loss", b"lr", b"best/val/loss"]:
         assert key in content, key
     assert content.count(b"val/acc") >= 2  # both validations, plus the summary
+    # W&B's process charts follow the training process (torch loaded: hundreds of MB), not the small
+    # process that talks to W&B (about 70 MB), which they followed by default.
+    memory = [float(m) for m in re.findall(rb"proc\.memory\.rssMB[^0-9]{1,4}([0-9.]+)", content)]
+    assert memory and min(memory) > 200, memory
 
 
 def test_online_mode_without_a_reachable_server_falls_back_to_offline_quickly(monkeypatch, caplog):
