@@ -118,12 +118,32 @@ def fit_config(
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
     from dlx.loggers.plots import plot_curves
     from dlx.loggers.run_logger import RunLogger
-    from dlx.loggers.wandb_run import WandbRun, discard_worker, launch_worker
+    from dlx.loggers.wandb_run import WandbRun, discard_worker, launch_worker, resolved_mode
     from dlx.report import print_training_summary
 
     processes = join_process_group(cfg.trainer)  # with several processes: which one this is
     logs_to_wandb = processes.is_main and not cfg.trainer.fast_dev_run
     wandb_worker = launch_worker(cfg.logger) if logs_to_wandb else None  # starts while the rest is built
+    # A new single-process run logging to W&B offline makes its run folder and starts W&B before
+    # `Trainer.prepare`, whose torch._dynamo import (1-2 s) leaves a core free for wandb.init: beside the
+    # first training steps instead, wandb.init doubled the default run's 5 epochs on 2 cores. A setting
+    # `prepare` refuses then removes that folder, as one refused at the first step does. Online and
+    # resumed runs keep the order that writes nothing before `prepare` accepts the settings: no failed run
+    # on the W&B server for a typo, no summary.json of the resumed run overwritten.
+    starts_wandb_first = (
+        wandb_worker is not None
+        and checkpoint is None
+        and not processes.is_distributed
+        and resolved_mode(cfg.logger.mode) == "offline"
+    )
+
+    def prepare() -> None:
+        try:
+            trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+        except ModelCheckFailed as failed:
+            what = "The model failed on two validation samples before training"
+            raise pieces_failed(cfg, what, failed.__cause__) from failed.__cause__
+
     try:
         seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
         data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
@@ -131,11 +151,8 @@ def fit_config(
         task = build_task(cfg, build_model(cfg))
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
         trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
-        try:
-            trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
-        except ModelCheckFailed as failed:
-            what = "The model failed on two validation samples before training"
-            raise pieces_failed(cfg, what, failed.__cause__) from failed.__cause__
+        if not starts_wandb_first:
+            prepare()
     except BaseException:
         discard_worker(wandb_worker)
         raise
@@ -165,9 +182,13 @@ def fit_config(
             ),
             seconds_before,
         )
-        log.info("Run folder: %s", run_folder)
     exit_code, failure = 1, None
     try:
+        if starts_wandb_first:
+            prepare()
+        if writes_files:  # said once the settings are accepted: a refused run's folder is removed
+            logger.wandb_run.announce()
+            log.info("Run folder: %s", run_folder)
         summary = _fit_explaining_a_first_step_failure(trainer, cfg, run_folder, logger)
         exit_code = 0
     except Exception as error:

@@ -108,7 +108,8 @@ class Trainer:
         attach_scheduler: Callable[[torch.optim.Optimizer, ScheduleContext], OptimizerSetup],
         checkpoint: dict[str, Any] | None = None,
     ) -> Trainer:
-        """All that can refuse a setting (optimizer, schedule, resume state), before any file is made."""
+        """All that can refuse a setting (optimizer, schedule, resume state). fit_config runs it before
+        making any file, or (a new offline W&B run) removes the new run folder when it refuses."""
         cfg = self.config
         fast_dev_run, overfit_batches = cfg.fast_dev_run, cfg.overfit_batches
         self.task, self.data, self.checkpoint = task, data, checkpoint

@@ -40,6 +40,13 @@ def has_api_key() -> bool:
         return False
 
 
+def resolved_mode(mode: str) -> str:
+    """``auto`` made concrete: online when an API key is configured, else offline."""
+    if mode != "auto":
+        return mode
+    return "online" if has_api_key() else "offline"
+
+
 def launch_worker(settings: Any) -> subprocess.Popen | None:
     """Start W&B's process (it imports wandb at once) before there is a run to log to: called while the
     data and model are built, it is ready when training starts instead of competing with it."""
@@ -78,7 +85,8 @@ class WandbRun:
         worker: subprocess.Popen | None = None,
     ):
         """``worker``: from ``launch_worker``, started earlier; else one is started now."""
-        self.mode = self._choose_mode(settings.mode)
+        self.mode = resolved_mode(settings.mode)
+        self._chosen_for_you = settings.mode == "auto"
         # Chosen here, not by W&B, so checkpoints can name the run before it has started.
         self.run_id = run_id or "".join(
             secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)
@@ -117,17 +125,13 @@ class WandbRun:
         self._sender.start()
         self._reader.start()
 
-    @staticmethod
-    def _choose_mode(mode: str) -> str:
-        if mode != "auto":
-            return mode
-        if has_api_key():
-            return "online"
-        log.info(
-            "W&B: not logged in, logging offline. `wandb login` to log online; `wandb sync <run>/wandb` "
-            "uploads an offline run."
-        )
-        return "offline"
+    def announce(self) -> None:
+        """Say why W&B logs offline when the user left the choice to dlx (once the run is going ahead)."""
+        if self._chosen_for_you and self.mode == "offline":
+            log.info(
+                "W&B: not logged in, logging offline. `wandb login` to log online; `wandb sync <run>/wandb` "
+                "uploads an offline run."
+            )
 
     @property
     def id(self) -> str | None:
