@@ -103,16 +103,8 @@ def fit_config(
 ) -> dict[str, Any]:
     """Train the run a validated config describes, in ``run_folder`` (default: a new one under
     ``cfg.output_dir``); resume from ``checkpoint``. Listeners hear every validation (see Trainer)."""
-    from dlx.build import (
-        build_data,
-        build_model,
-        build_task,
-        check_pieces_fit,
-        optimizer_builder,
-        scheduler_attacher,
-    )
+    from dlx.build import build_data, build_model, build_task, check_pieces_fit
     from dlx.engine.distributed import join_process_group
-    from dlx.engine.model_check import ModelCheckFailed
     from dlx.engine.run_folder import attach_train_log, create_run_folder, detach_train_log
     from dlx.engine.trainer import Trainer, seed_everything
     from dlx.loggers.metrics_file import MetricsFile, read_metrics
@@ -137,13 +129,6 @@ def fit_config(
         and resolved_mode(cfg.logger.mode) == "offline"
     )
 
-    def prepare() -> None:
-        try:
-            trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
-        except ModelCheckFailed as failed:
-            what = "The model failed on two validation samples before training"
-            raise pieces_failed(cfg, what, failed.__cause__) from failed.__cause__
-
     try:
         seed_everything(cfg.seed, cfg.trainer.deterministic)  # before building: initial weights depend on it
         data = build_data(cfg, checkpoint.get("data_state") if checkpoint else None)
@@ -152,7 +137,7 @@ def fit_config(
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
         trainer = Trainer(cfg.trainer, config_yaml, validation_listeners, processes)  # checks device, dtype
         if not starts_wandb_first:
-            prepare()
+            _prepare(trainer, cfg, task, data, checkpoint)
     except BaseException:
         discard_worker(wandb_worker)
         raise
@@ -185,7 +170,7 @@ def fit_config(
     exit_code, failure = 1, None
     try:
         if starts_wandb_first:
-            prepare()
+            _prepare(trainer, cfg, task, data, checkpoint)
         if writes_files:  # said once the settings are accepted: a refused run's folder is removed
             logger.wandb_run.announce()
             log.info("Run folder: %s", run_folder)
@@ -241,6 +226,19 @@ def fit_config(
                 trust,
             )
     return summary
+
+
+def _prepare(trainer, cfg: DictConfig, task, data, checkpoint: dict[str, Any] | None) -> None:
+    """``trainer.prepare`` with the pieces dlx builds from ``cfg``; a model that fails its output check
+    becomes one paragraph naming the pieces."""
+    from dlx.build import optimizer_builder, scheduler_attacher
+    from dlx.engine.model_check import ModelCheckFailed
+
+    try:
+        trainer.prepare(task, data, optimizer_builder(cfg), scheduler_attacher(cfg), checkpoint)
+    except ModelCheckFailed as failed:
+        what = "The model failed on two validation samples before training"
+        raise pieces_failed(cfg, what, failed.__cause__) from failed.__cause__
 
 
 def _fit_explaining_a_first_step_failure(trainer, cfg: DictConfig, run_folder, logger) -> dict[str, Any]:
